@@ -1,0 +1,111 @@
+import { and, eq, sql } from 'drizzle-orm';
+import type { TowerDb } from './connection.js';
+import { webhookDeliveries } from './schema.js';
+
+export type NewDelivery = {
+  id: string;
+  event: string;
+  action: string | undefined;
+  installationId: number | undefined;
+  payload: unknown;
+  receivedAt: Date;
+};
+
+export type ClaimedDelivery = {
+  id: string;
+  event: string;
+  payload: unknown;
+  attempts: number;
+};
+
+export type DeliveryStatus = (typeof webhookDeliveries.$inferSelect)['status'];
+
+/**
+ * Webhook deliveries as a queue in the database: stored once by delivery id,
+ * claimed with a lease by one replica, retried with backoff.
+ */
+export function createDeliveryQueries(db: TowerDb) {
+  return {
+    /** Stores a delivery unless one with the same id is already stored. */
+    async record(delivery: NewDelivery): Promise<{ stored: boolean }> {
+      const inserted = await db
+        .insert(webhookDeliveries)
+        .values({
+          id: delivery.id,
+          event: delivery.event,
+          action: delivery.action ?? null,
+          installationId: delivery.installationId ?? null,
+          payload: delivery.payload,
+          receivedAt: delivery.receivedAt,
+          availableAt: delivery.receivedAt,
+        })
+        .onConflictDoNothing({ target: webhookDeliveries.id })
+        .returning({ id: webhookDeliveries.id });
+      return { stored: inserted.length === 1 };
+    },
+
+    /**
+     * Takes the oldest delivery that is due, or whose processing lease has
+     * lapsed, and leases it. Safe with many replicas: SKIP LOCKED.
+     */
+    async claim(now: Date, leaseMs: number): Promise<ClaimedDelivery | undefined> {
+      const due = sql`(
+        select ${webhookDeliveries.id} from ${webhookDeliveries}
+        where ${webhookDeliveries.availableAt} <= ${now}
+          and (${webhookDeliveries.status} = 'pending'
+            or (${webhookDeliveries.status} = 'processing' and ${webhookDeliveries.leaseExpiresAt} < ${now}))
+        order by ${webhookDeliveries.availableAt}
+        limit 1
+        for update skip locked
+      )`;
+      const [claimed] = await db
+        .update(webhookDeliveries)
+        .set({
+          status: 'processing',
+          attempts: sql`${webhookDeliveries.attempts} + 1`,
+          leaseExpiresAt: new Date(now.getTime() + leaseMs),
+        })
+        .where(eq(webhookDeliveries.id, due))
+        .returning({
+          id: webhookDeliveries.id,
+          event: webhookDeliveries.event,
+          payload: webhookDeliveries.payload,
+          attempts: webhookDeliveries.attempts,
+        });
+      return claimed;
+    },
+
+    async complete(id: string, now: Date): Promise<void> {
+      await db
+        .update(webhookDeliveries)
+        .set({ status: 'done', processedAt: now, leaseExpiresAt: null, lastError: null })
+        .where(and(eq(webhookDeliveries.id, id), eq(webhookDeliveries.status, 'processing')));
+    },
+
+    /** Records a failed attempt; with `retryAt` it is tried again then, otherwise it stays failed. */
+    async fail(id: string, now: Date, error: string, retryAt: Date | undefined): Promise<void> {
+      await db
+        .update(webhookDeliveries)
+        .set({
+          status: retryAt ? 'pending' : 'failed',
+          availableAt: retryAt ?? now,
+          processedAt: retryAt ? null : now,
+          leaseExpiresAt: null,
+          lastError: error,
+        })
+        .where(and(eq(webhookDeliveries.id, id), eq(webhookDeliveries.status, 'processing')));
+    },
+
+    async get(id: string) {
+      const [row] = await db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, id));
+      return row;
+    },
+
+    async count(): Promise<number> {
+      const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(webhookDeliveries);
+      return row?.n ?? 0;
+    },
+  };
+}
+
+export type DeliveryQueries = ReturnType<typeof createDeliveryQueries>;

@@ -1,0 +1,143 @@
+/**
+ * The composition root: builds Tower from its configuration and starts it.
+ * Nothing imports this file but the command line and the tests.
+ */
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { Probot } from 'probot';
+import type { Config } from './config/config.js';
+import { openDatabase, type Database } from './db/connection.js';
+import { createDeliveryQueries } from './db/deliveries.js';
+import { createInstallationQueries } from './db/installations.js';
+import { createDeliveryProcessor, type DeliveryProcessor } from './github/delivery-processor.js';
+import { registerInstallationHandlers } from './github/installation-handlers.js';
+import { createWebhookIntake, type WebhookIntake } from './github/webhook-intake.js';
+import { systemClock, type Clock } from './lib/clock.js';
+import type { Logger } from './lib/logger.js';
+import { createMetrics } from './lib/metrics.js';
+import { version } from './lib/version.js';
+import { createWebApp } from './web/app.js';
+
+export type TowerDeps = {
+  config: Config;
+  logger: Logger;
+  clock?: Clock;
+};
+
+export type RunningTower = {
+  url: string;
+  database: Database;
+  /** Processes stored deliveries now (tests); absent without a GitHub App. */
+  processor: DeliveryProcessor | undefined;
+  /** Stop accepting, finish in-flight work, close the database. */
+  close(): Promise<void>;
+};
+
+/** Opens and migrates the database. */
+export async function openMigratedDatabase(config: Config, logger: Logger): Promise<Database> {
+  const database = await openDatabase(config.database);
+  try {
+    await database.migrate();
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  logger.info({ database: database.kind }, 'database ready');
+  return database;
+}
+
+export async function startTower({ config, logger, clock = systemClock }: TowerDeps): Promise<RunningTower> {
+  const database = await openMigratedDatabase(config, logger);
+  const metrics = createMetrics();
+
+  let processor: DeliveryProcessor | undefined;
+  let webhooks: WebhookIntake | undefined;
+  if (config.githubApp) {
+    const { appId, privateKey, webhookSecret } = config.githubApp;
+    const probot = new Probot({
+      appId,
+      privateKey,
+      secret: webhookSecret,
+      baseUrl: config.githubApiUrl,
+      log: logger.child({ component: 'probot' }),
+    });
+    await probot.load((app) => {
+      registerInstallationHandlers(app, { store: createInstallationQueries(database.db), clock });
+    });
+    processor = createDeliveryProcessor({
+      queue: createDeliveryQueries(database.db),
+      // Stored names are checked at intake; Probot routes unknown ones to no handler.
+      handle: (webhook) => probot.receive(webhook as Parameters<Probot['receive']>[0]),
+      clock,
+      logger,
+      onProcessed: (event, outcome) => metrics.webhooksProcessed.inc({ event, outcome }),
+    });
+    const wake = processor.wake;
+    webhooks = createWebhookIntake({
+      secret: webhookSecret,
+      inbox: createDeliveryQueries(database.db),
+      clock,
+      onStored: wake,
+    });
+    processor.start();
+    logger.info({ appId, githubApiUrl: config.githubApiUrl }, 'GitHub App configured');
+  } else {
+    logger.warn(
+      'No GitHub App configured (TOWER_APP_ID, TOWER_PRIVATE_KEY, TOWER_WEBHOOK_SECRET): ' +
+        'Tower serves its API, but refuses webhooks until one is set',
+    );
+  }
+
+  const app = createWebApp({
+    version,
+    database,
+    metrics,
+    webhooks,
+    logger,
+  });
+
+  let server: ServerType;
+  try {
+    server = await listen(app.fetch, config.host, config.port);
+  } catch (error) {
+    await processor?.stop();
+    await database.close();
+    throw error;
+  }
+  const address = server.address() as AddressInfo;
+  const url = `http://${formatHost(config.host)}:${address.port}`;
+  logger.info({ url, publicUrl: config.publicUrl, version }, 'Tower is listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    database,
+    processor,
+    close() {
+      closing ??= (async () => {
+        logger.info('shutting down');
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          // Idle keep-alive connections would hold close() open.
+          if ('closeIdleConnections' in server) server.closeIdleConnections();
+        });
+        await processor?.stop();
+        await database.close();
+        logger.info('stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+function listen(fetch: (request: Request) => Response | Promise<Response>, hostname: string, port: number) {
+  return new Promise<ServerType>((resolve, reject) => {
+    const server = serve({ fetch, hostname, port }, () => resolve(server));
+    server.once('error', reject);
+  });
+}
+
+function formatHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}
