@@ -61,7 +61,9 @@ program.parseAsync().catch((error: unknown) => {
     process.exit(78); // EX_CONFIG
   }
   process.stderr.write(
-    error instanceof TowerError ? `tower: ${error.message}\n` : `tower: ${errorMessage(error)}\n${String((error as Error).stack ?? '')}\n`,
+    error instanceof TowerError
+      ? `tower: ${error.message}\n`
+      : `tower: ${errorMessage(error)}\n${String((error as Error).stack ?? '')}\n`,
   );
   process.exit(1);
 });

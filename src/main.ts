@@ -4,6 +4,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
+import type { Hono } from 'hono';
 import { Probot } from 'probot';
 import type { Config } from './config/config.js';
 import { openDatabase, type Database } from './db/connection.js';
@@ -17,6 +18,7 @@ import type { Logger } from './lib/logger.js';
 import { createMetrics } from './lib/metrics.js';
 import { version } from './lib/version.js';
 import { createWebApp } from './web/app.js';
+import type { AppEnv } from './web/env.js';
 
 export type TowerDeps = {
   config: Config;
@@ -46,10 +48,20 @@ export async function openMigratedDatabase(config: Config, logger: Logger): Prom
   return database;
 }
 
-export async function startTower({ config, logger, clock = systemClock }: TowerDeps): Promise<RunningTower> {
-  const database = await openMigratedDatabase(config, logger);
-  const metrics = createMetrics();
+export type Tower = {
+  app: Hono<AppEnv>;
+  /** Processes stored deliveries; absent without a GitHub App. */
+  processor: DeliveryProcessor | undefined;
+};
 
+/** Builds Tower on an open, migrated database, without listening. */
+export async function createTower({
+  config,
+  logger,
+  clock = systemClock,
+  database,
+}: TowerDeps & { database: Database }): Promise<Tower> {
+  const metrics = createMetrics();
   let processor: DeliveryProcessor | undefined;
   let webhooks: WebhookIntake | undefined;
   if (config.githubApp) {
@@ -64,22 +76,22 @@ export async function startTower({ config, logger, clock = systemClock }: TowerD
     await probot.load((app) => {
       registerInstallationHandlers(app, { store: createInstallationQueries(database.db), clock });
     });
-    processor = createDeliveryProcessor({
-      queue: createDeliveryQueries(database.db),
-      // Stored names are checked at intake; Probot routes unknown ones to no handler.
+    const deliveries = createDeliveryQueries(database.db);
+    const deliveryProcessor = createDeliveryProcessor({
+      queue: deliveries,
+      // Event names are checked at intake; Probot gives unknown ones to no handler.
       handle: (webhook) => probot.receive(webhook as Parameters<Probot['receive']>[0]),
       clock,
       logger,
       onProcessed: (event, outcome) => metrics.webhooksProcessed.inc({ event, outcome }),
     });
-    const wake = processor.wake;
     webhooks = createWebhookIntake({
       secret: webhookSecret,
-      inbox: createDeliveryQueries(database.db),
+      inbox: deliveries,
       clock,
-      onStored: wake,
+      onStored: () => deliveryProcessor.wake(),
     });
-    processor.start();
+    processor = deliveryProcessor;
     logger.info({ appId, githubApiUrl: config.githubApiUrl }, 'GitHub App configured');
   } else {
     logger.warn(
@@ -87,23 +99,28 @@ export async function startTower({ config, logger, clock = systemClock }: TowerD
         'Tower serves its API, but refuses webhooks until one is set',
     );
   }
+  const app = createWebApp({ version, database, metrics, webhooks, logger });
+  return { app, processor };
+}
 
-  const app = createWebApp({
-    version,
-    database,
-    metrics,
-    webhooks,
-    logger,
-  });
-
+/** Opens the database, builds Tower, starts processing and listens. */
+export async function startTower({
+  config,
+  logger,
+  clock = systemClock,
+}: TowerDeps): Promise<RunningTower> {
+  const database = await openMigratedDatabase(config, logger);
   let server: ServerType;
+  let processor: DeliveryProcessor | undefined;
   try {
-    server = await listen(app.fetch, config.host, config.port);
+    const tower = await createTower({ config, logger, clock, database });
+    processor = tower.processor;
+    server = await listen(tower.app.fetch, config.host, config.port);
   } catch (error) {
-    await processor?.stop();
     await database.close();
     throw error;
   }
+  processor?.start();
   const address = server.address() as AddressInfo;
   const url = `http://${formatHost(config.host)}:${address.port}`;
   logger.info({ url, publicUrl: config.publicUrl, version }, 'Tower is listening');
@@ -130,7 +147,11 @@ export async function startTower({ config, logger, clock = systemClock }: TowerD
   };
 }
 
-function listen(fetch: (request: Request) => Response | Promise<Response>, hostname: string, port: number) {
+function listen(
+  fetch: (request: Request) => Response | Promise<Response>,
+  hostname: string,
+  port: number,
+) {
   return new Promise<ServerType>((resolve, reject) => {
     const server = serve({ fetch, hostname, port }, () => resolve(server));
     server.once('error', reject);

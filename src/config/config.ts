@@ -50,7 +50,8 @@ export type GitHubAppConfig = {
   webhookSecret: string;
 };
 
-export type DatabaseConfig = { kind: 'pglite'; dataDir: string } | { kind: 'postgres'; url: string };
+export type DatabaseConfig =
+  { kind: 'pglite'; dataDir: string } | { kind: 'postgres'; url: string };
 
 export type Config = {
   /** Base URL of GitHub's REST API: api.github.com, a GitHub Enterprise Server, or the simulator. */
@@ -144,7 +145,8 @@ function readGitHubApp(
         problem: `cannot read ${path}: ${errorMessage(error)}`,
       });
     }
-    if (pem !== undefined) privateKey = checkPrivateKey('TOWER_PRIVATE_KEY_PATH', pem, path, problems);
+    if (pem !== undefined)
+      privateKey = checkPrivateKey('TOWER_PRIVATE_KEY_PATH', pem, path, problems);
   } else {
     problems.push({
       variable: 'TOWER_PRIVATE_KEY',

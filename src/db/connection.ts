@@ -17,7 +17,8 @@ export type Schema = typeof schema;
 /** Both drivers give this one query interface. */
 export type TowerDb = PgDatabase<PgQueryResultHKT, Schema>;
 
-export type DatabaseTarget = { kind: 'pglite'; dataDir: string } | { kind: 'postgres'; url: string };
+export type DatabaseTarget =
+  { kind: 'pglite'; dataDir: string } | { kind: 'postgres'; url: string };
 
 export type Database = {
   readonly kind: DatabaseTarget['kind'];
@@ -39,7 +40,9 @@ export class DataDirectoryLockedError extends TowerError {
 }
 
 export async function openDatabase(target: DatabaseTarget): Promise<Database> {
-  return target.kind === 'pglite' ? openPglite(target.dataDir) : openPostgres(target.url);
+  return target.kind === 'pglite'
+    ? openPglite(target.dataDir)
+    : Promise.resolve(openPostgres(target.url));
 }
 
 async function openPglite(dataDir: string): Promise<Database> {
@@ -71,8 +74,12 @@ async function openPglite(dataDir: string): Promise<Database> {
   };
 }
 
-async function openPostgres(url: string): Promise<Database> {
-  const client = postgres(url, { max: 10, onnotice: () => {}, connection: { application_name: 'tower' } });
+function openPostgres(url: string): Database {
+  const client = postgres(url, {
+    max: 10,
+    onnotice: () => {},
+    connection: { application_name: 'tower' },
+  });
   const db = drizzlePostgres(client, { schema });
   return {
     kind: 'postgres',

@@ -2,6 +2,9 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { TowerDb } from './connection.js';
 import { webhookDeliveries } from './schema.js';
 
+/** A timestamp parameter inside raw SQL; postgres.js takes no Date there. */
+const timestamp = (date: Date) => sql`${date.toISOString()}::timestamptz`;
+
 export type NewDelivery = {
   id: string;
   event: string;
@@ -51,9 +54,9 @@ export function createDeliveryQueries(db: TowerDb) {
     async claim(now: Date, leaseMs: number): Promise<ClaimedDelivery | undefined> {
       const due = sql`(
         select ${webhookDeliveries.id} from ${webhookDeliveries}
-        where ${webhookDeliveries.availableAt} <= ${now}
+        where ${webhookDeliveries.availableAt} <= ${timestamp(now)}
           and (${webhookDeliveries.status} = 'pending'
-            or (${webhookDeliveries.status} = 'processing' and ${webhookDeliveries.leaseExpiresAt} < ${now}))
+            or (${webhookDeliveries.status} = 'processing' and ${webhookDeliveries.leaseExpiresAt} < ${timestamp(now)}))
         order by ${webhookDeliveries.availableAt}
         limit 1
         for update skip locked

@@ -81,7 +81,9 @@ export function createInstallationQueries(db: TowerDb) {
       await db
         .update(repositories)
         .set({ removedAt: now, updatedAt: now })
-        .where(and(eq(repositories.installationId, installationId), inArray(repositories.id, [...ids])));
+        .where(
+          and(eq(repositories.installationId, installationId), inArray(repositories.id, [...ids])),
+        );
     },
 
     async getInstallation(id: number) {

@@ -64,7 +64,11 @@ export function registerInstallationHandlers(
     async ({ payload }) => {
       const now = clock.now();
       await store.upsertInstallation(installationRecord(payload.installation), now);
-      await store.upsertRepositories(payload.installation.id, repositoryRecords(payload.repositories), now);
+      await store.upsertRepositories(
+        payload.installation.id,
+        repositoryRecords(payload.repositories),
+        now,
+      );
     },
   );
 
@@ -72,15 +76,22 @@ export function registerInstallationHandlers(
     await store.removeInstallation(payload.installation.id, clock.now());
   });
 
-  app.on(['installation_repositories.added', 'installation_repositories.removed'], async ({ payload }) => {
-    const now = clock.now();
-    const installationId = payload.installation.id;
-    await store.upsertInstallation(installationRecord(payload.installation), now);
-    await store.upsertRepositories(installationId, repositoryRecords(payload.repositories_added), now);
-    await store.removeRepositories(
-      installationId,
-      payload.repositories_removed.flatMap((repo) => (repo.id === undefined ? [] : [repo.id])),
-      now,
-    );
-  });
+  app.on(
+    ['installation_repositories.added', 'installation_repositories.removed'],
+    async ({ payload }) => {
+      const now = clock.now();
+      const installationId = payload.installation.id;
+      await store.upsertInstallation(installationRecord(payload.installation), now);
+      await store.upsertRepositories(
+        installationId,
+        repositoryRecords(payload.repositories_added),
+        now,
+      );
+      await store.removeRepositories(
+        installationId,
+        payload.repositories_removed.flatMap((repo) => (repo.id === undefined ? [] : [repo.id])),
+        now,
+      );
+    },
+  );
 }

@@ -63,9 +63,11 @@ export function createWebhookIntake({
         );
       }
       const id = DeliveryId.safeParse(deliveryId);
-      if (!id.success) throw new WebhookRejectedError('Missing or invalid X-GitHub-Delivery header', 400);
+      if (!id.success)
+        throw new WebhookRejectedError('Missing or invalid X-GitHub-Delivery header', 400);
       const name = EventName.safeParse(event);
-      if (!name.success) throw new WebhookRejectedError('Missing or invalid X-GitHub-Event header', 400);
+      if (!name.success)
+        throw new WebhookRejectedError('Missing or invalid X-GitHub-Event header', 400);
 
       let json: unknown;
       try {

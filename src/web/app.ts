@@ -25,7 +25,9 @@ export function createWebApp(deps: WebDeps): Hono<AppEnv> {
   app.route('/', healthRoutes);
   app.route('/', webhookRoutes);
 
-  app.notFound((c) => c.json({ error: 'not_found', message: `No route for ${c.req.method} ${c.req.path}` }, 404));
+  app.notFound((c) =>
+    c.json({ error: 'not_found', message: `No route for ${c.req.method} ${c.req.path}` }, 404),
+  );
 
   // The one place where errors become HTTP responses.
   app.onError((error, c) => {

@@ -1,0 +1,95 @@
+/**
+ * Tower's layering, from the module table of DESIGN.md: each folder of src/
+ * may import only the folders listed for it. `npm test` runs this.
+ */
+const folders = {
+  lib: [],
+  config: ['lib'],
+  definitions: ['lib'],
+  graph: ['lib'],
+  db: ['lib'],
+  sandbox: ['lib'],
+  scheduler: ['graph', 'db', 'lib'],
+  minions: ['scheduler', 'db', 'lib'],
+  // Handlers may call domain modules; never the database directly.
+  github: ['lib', 'definitions', 'graph', 'scheduler', 'minions', 'checks', 'autoland', 'clusters'],
+  checks: ['graph', 'github', 'lib'],
+  autoland: ['scheduler', 'github', 'lib'],
+  clusters: ['scheduler', 'lib'],
+  // Domain modules only: never Octokit or drizzle directly.
+  web: [
+    'lib',
+    'config',
+    'definitions',
+    'graph',
+    'scheduler',
+    'minions',
+    'github',
+    'checks',
+    'autoland',
+    'clusters',
+  ],
+};
+
+const forbidden = Object.entries(folders).map(([folder, allowed]) => ({
+  name: `${folder}-imports`,
+  comment: `src/${folder}/ may import only ${allowed.length ? allowed.join(', ') : 'itself'} (DESIGN.md, Modules)`,
+  severity: 'error',
+  from: { path: `^src/${folder}/` },
+  to: {
+    path: '^src/',
+    pathNot: [`^src/${folder}/`, ...allowed.map((a) => `^src/${a}/`)],
+  },
+}));
+
+module.exports = {
+  forbidden: [
+    ...forbidden,
+    {
+      name: 'composition-root',
+      comment: 'main.ts and cli.ts are the composition root: nothing imports them',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/cli\\.ts$' },
+      to: { path: '^src/(main|cli)\\.ts$' },
+    },
+    {
+      name: 'drizzle-only-in-db',
+      comment: 'Only src/db/ talks to drizzle and the database drivers',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/db/' },
+      to: { path: 'node_modules/(drizzle-orm|postgres|@electric-sql/pglite)/' },
+    },
+    {
+      name: 'octokit-only-in-github',
+      comment: 'Only src/github/ (and the composition root) touch Octokit and Probot',
+      severity: 'error',
+      from: { path: '^src/', pathNot: ['^src/github/', '^src/(main|cli)\\.ts$'] },
+      to: { path: 'node_modules/(@octokit|probot)/' },
+    },
+    {
+      name: 'pure-modules-do-no-io',
+      comment: 'definitions/ and graph/ are pure: no I/O modules',
+      severity: 'error',
+      from: { path: '^src/(definitions|graph)/' },
+      to: {
+        dependencyTypes: ['core'],
+        path: '^(node:)?(fs|fs/promises|child_process|net|http|https|dgram|worker_threads)$',
+      },
+    },
+    {
+      name: 'no-circular',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+    },
+  },
+};

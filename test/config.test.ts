@@ -1,0 +1,169 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { environmentWithDotenv, loadConfig, type Env } from '../src/config/config.js';
+import { ConfigError } from '../src/lib/errors.js';
+import { generateAppKey } from './support/github-app.js';
+
+const key = generateAppKey();
+const cwd = '/srv/tower';
+
+function problems(env: Env, readFile?: (path: string) => string) {
+  try {
+    loadConfig(env, { cwd, ...(readFile ? { readFile } : {}) });
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('runs on embedded defaults with an empty environment', () => {
+    expect(loadConfig({}, { cwd })).toEqual({
+      githubApiUrl: 'https://api.github.com',
+      githubApp: undefined,
+      database: { kind: 'pglite', dataDir: '/srv/tower/data' },
+      dataDir: '/srv/tower/data',
+      host: '127.0.0.1',
+      port: 3000,
+      publicUrl: 'http://localhost:3000',
+      logLevel: 'info',
+    });
+  });
+
+  it('reads every setting', () => {
+    const config = loadConfig(
+      {
+        TOWER_APP_ID: '1234',
+        TOWER_PRIVATE_KEY: key.replace(/\n/g, '\\n'),
+        TOWER_WEBHOOK_SECRET: 's3cret',
+        TOWER_GITHUB_API_URL: 'https://ghe.example.com/api/v3/',
+        DATABASE_URL: 'postgres://tower@db:5432/tower',
+        TOWER_DATA_DIR: '/var/lib/tower',
+        TOWER_HOST: '0.0.0.0',
+        TOWER_PORT: '8080',
+        TOWER_PUBLIC_URL: 'https://tower.example.com',
+        TOWER_LOG_LEVEL: 'debug',
+      },
+      { cwd },
+    );
+    expect(config).toEqual({
+      githubApiUrl: 'https://ghe.example.com/api/v3',
+      githubApp: { appId: 1234, privateKey: key, webhookSecret: 's3cret' },
+      database: { kind: 'postgres', url: 'postgres://tower@db:5432/tower' },
+      dataDir: '/var/lib/tower',
+      host: '0.0.0.0',
+      port: 8080,
+      publicUrl: 'https://tower.example.com',
+      logLevel: 'debug',
+    });
+  });
+
+  it('reads the private key from a file, relative to the working directory', () => {
+    const config = loadConfig(
+      { TOWER_APP_ID: '1', TOWER_PRIVATE_KEY_PATH: 'keys/app.pem', TOWER_WEBHOOK_SECRET: 'x' },
+      { cwd, readFile: (path) => (path === '/srv/tower/keys/app.pem' ? key : '') },
+    );
+    expect(config.githubApp?.privateKey).toBe(key);
+  });
+
+  it('treats empty values as unset', () => {
+    expect(loadConfig({ TOWER_PORT: '', DATABASE_URL: '', TOWER_APP_ID: '' }, { cwd }).port).toBe(
+      3000,
+    );
+  });
+
+  it.each([
+    ['TOWER_PORT', 'abc', 'must be a port number from 0 to 65535'],
+    ['TOWER_PORT', '70000', 'must be a port number from 0 to 65535'],
+    ['TOWER_PORT', '80.5', 'must be a port number from 0 to 65535'],
+    ['TOWER_LOG_LEVEL', 'loud', 'must be one of fatal, error, warn, info, debug, trace, silent'],
+    ['DATABASE_URL', 'mysql://db/tower', 'must be a postgres:// or postgresql:// connection URL'],
+    ['TOWER_GITHUB_API_URL', 'ftp://github', 'must be an http:// or https:// URL'],
+    ['TOWER_PUBLIC_URL', 'not a url', 'must be an http:// or https:// URL'],
+  ])('names %s when it is %j', (variable, value, problem) => {
+    expect(problems({ [variable]: value })).toEqual([{ variable, problem }]);
+  });
+
+  it('names every missing GitHub App setting once any is set', () => {
+    expect(problems({ TOWER_WEBHOOK_SECRET: 'x' })).toEqual([
+      { variable: 'TOWER_APP_ID', problem: 'is required when a GitHub App is configured' },
+      {
+        variable: 'TOWER_PRIVATE_KEY',
+        problem: 'is required when a GitHub App is configured (or set TOWER_PRIVATE_KEY_PATH)',
+      },
+    ]);
+    expect(problems({ TOWER_APP_ID: '1', TOWER_PRIVATE_KEY: key })).toEqual([
+      { variable: 'TOWER_WEBHOOK_SECRET', problem: 'is required when a GitHub App is configured' },
+    ]);
+    expect(
+      problems({ TOWER_APP_ID: 'app', TOWER_PRIVATE_KEY: key, TOWER_WEBHOOK_SECRET: 'x' }),
+    ).toEqual([
+      { variable: 'TOWER_APP_ID', problem: 'must be the GitHub App id, a positive whole number' },
+    ]);
+  });
+
+  it('refuses a private key that is not one, or a key file it cannot read', () => {
+    const base = { TOWER_APP_ID: '1', TOWER_WEBHOOK_SECRET: 'x' };
+    expect(problems({ ...base, TOWER_PRIVATE_KEY: 'hello' })).toEqual([
+      {
+        variable: 'TOWER_PRIVATE_KEY',
+        problem: 'is not a PEM private key; use the key GitHub generated for the app',
+      },
+    ]);
+    expect(
+      problems({ ...base, TOWER_PRIVATE_KEY_PATH: '/nope.pem' }, () => {
+        throw new Error('ENOENT: no such file');
+      }),
+    ).toEqual([
+      {
+        variable: 'TOWER_PRIVATE_KEY_PATH',
+        problem: 'cannot read /nope.pem: ENOENT: no such file',
+      },
+    ]);
+    expect(problems({ ...base, TOWER_PRIVATE_KEY_PATH: '/bad.pem' }, () => 'garbage')).toEqual([
+      {
+        variable: 'TOWER_PRIVATE_KEY_PATH',
+        problem: 'is not a PEM private key (/bad.pem); use the key GitHub generated for the app',
+      },
+    ]);
+    expect(problems({ ...base, TOWER_PRIVATE_KEY: key, TOWER_PRIVATE_KEY_PATH: '/k.pem' })).toEqual(
+      [
+        {
+          variable: 'TOWER_PRIVATE_KEY_PATH',
+          problem: 'set either TOWER_PRIVATE_KEY or TOWER_PRIVATE_KEY_PATH, not both',
+        },
+      ],
+    );
+  });
+
+  it('says what is wrong in one message naming each variable', () => {
+    expect(() => loadConfig({ TOWER_PORT: 'x', TOWER_LOG_LEVEL: 'y' }, { cwd })).toThrow(
+      'Invalid configuration:\n' +
+        '  TOWER_PORT: must be a port number from 0 to 65535\n' +
+        '  TOWER_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent',
+    );
+  });
+});
+
+describe('environmentWithDotenv', () => {
+  it('puts a .env file beneath the environment', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tower-env-'));
+    await writeFile(join(dir, '.env'), 'TOWER_PORT=4000\nTOWER_LOG_LEVEL=debug\n');
+    expect(environmentWithDotenv({ TOWER_PORT: '5000' }, join(dir, '.env'))).toEqual({
+      TOWER_PORT: '5000',
+      TOWER_LOG_LEVEL: 'debug',
+    });
+  });
+
+  it('is the environment alone without a .env file', () => {
+    expect(environmentWithDotenv({ A: '1' }, '/nonexistent/.env')).toEqual({ A: '1' });
+  });
+
+  it('names the file it cannot read', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tower-env-'));
+    expect(() => environmentWithDotenv({}, dir)).toThrow(ConfigError);
+  });
+});
