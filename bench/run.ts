@@ -24,9 +24,15 @@ const median = (values: number[]) => {
   return sorted[Math.floor(sorted.length / 2)]!;
 };
 
-type Figures = { intakePerSecond: number; processPerSecond: number; ceilingPerSecond: number | undefined };
+type Figures = {
+  intakePerSecond: number;
+  processPerSecond: number;
+  ceilingPerSecond: number | undefined;
+};
 
-async function benchWebhooks(open: () => Promise<Database & { dispose(): Promise<void> }>): Promise<Figures> {
+async function benchWebhooks(
+  open: () => Promise<Database & { dispose(): Promise<void> }>,
+): Promise<Figures> {
   const intake: number[] = [];
   const processing: number[] = [];
   const ceiling: number[] = [];
@@ -63,7 +69,10 @@ async function benchWebhooks(open: () => Promise<Database & { dispose(): Promise
       Array.from({ length: 10 }, async () => {
         while (next < requests.length) {
           const request = requests[next++]!;
-          const response = await tower.app.request('/api/github/webhooks', { method: 'POST', ...request });
+          const response = await tower.app.request('/api/github/webhooks', {
+            method: 'POST',
+            ...request,
+          });
           if (response.status !== 202) throw new Error(`intake answered ${response.status}`);
         }
       }),
@@ -90,7 +99,8 @@ async function insertCeiling(database: Database & { url?: string }): Promise<num
   try {
     await sql`create temporary table ceiling (id int primary key, payload jsonb)`;
     const start = performance.now();
-    for (let i = 0; i < deliveries; i++) await sql`insert into ceiling values (${i}, ${sql.json({ i })})`;
+    for (let i = 0; i < deliveries; i++)
+      await sql`insert into ceiling values (${i}, ${sql.json({ i })})`;
     return deliveries / ((performance.now() - start) / 1000);
   } finally {
     await sql.end();
@@ -141,11 +151,15 @@ async function main() {
   }
 
   console.log(`\nWebhook deliveries: ${deliveries} per round, median of ${rounds} rounds\n`);
-  console.log('| database | intake (stored/s) | processing (done/s) | PostgreSQL ceiling (INSERT/s) |');
+  console.log(
+    '| database | intake (stored/s) | processing (done/s) | PostgreSQL ceiling (INSERT/s) |',
+  );
   console.log('| --- | ---: | ---: | ---: |');
   for (const [name, f] of rows) {
     const ceiling = f.ceilingPerSecond ? Math.round(f.ceilingPerSecond).toString() : '—';
-    console.log(`| ${name} | ${Math.round(f.intakePerSecond)} | ${Math.round(f.processPerSecond)} | ${ceiling} |`);
+    console.log(
+      `| ${name} | ${Math.round(f.intakePerSecond)} | ${Math.round(f.processPerSecond)} | ${ceiling} |`,
+    );
   }
 }
 
