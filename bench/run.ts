@@ -7,10 +7,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import type { Config } from '../src/config/config.js';
 import { openDatabase, type Database } from '../src/db/connection.js';
 import { createLogger } from '../src/lib/logger.js';
 import { createTower } from '../src/main.js';
+import { inProcessConfig } from '../test/support/config.js';
 import { installationCreatedPayload, generateAppKey, sign } from '../test/support/github-app.js';
 import { findPostgresBinaries, startPostgresServer } from '../test/support/postgres-server.js';
 
@@ -39,16 +39,7 @@ async function benchWebhooks(
   const key = generateAppKey();
   for (let round = 0; round < rounds; round++) {
     const database = await open();
-    const config: Config = {
-      githubApiUrl: 'http://127.0.0.1:9',
-      githubApp: { appId: 1, privateKey: key, webhookSecret: secret },
-      database: { kind: 'pglite', dataDir: '/unused' },
-      dataDir: '/unused',
-      host: '127.0.0.1',
-      port: 0,
-      publicUrl: 'http://localhost',
-      logLevel: 'silent',
-    };
+    const config = inProcessConfig({ appId: 1, privateKey: key, webhookSecret: secret });
     const tower = await createTower({ config, logger, database });
     const requests = Array.from({ length: deliveries }, (_, i) => {
       const body = JSON.stringify(installationCreatedPayload(round * 1_000_000 + i + 1, []));

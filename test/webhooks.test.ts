@@ -1,28 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config } from '../src/config/config.js';
 import { createDeliveryQueries } from '../src/db/deliveries.js';
 import { createInstallationQueries } from '../src/db/installations.js';
 import { createLogger } from '../src/lib/logger.js';
 import { version } from '../src/lib/version.js';
 import { createTower, type Tower } from '../src/main.js';
+import { inProcessConfig } from './support/config.js';
 import { backends, type TestDatabase } from './support/databases.js';
 import { generateAppKey, installationCreatedPayload, sign } from './support/github-app.js';
 
 const secret = 'webhook-secret';
 const logger = createLogger({ level: 'silent' });
-
-function configWith(githubApp: Config['githubApp']): Config {
-  return {
-    githubApiUrl: 'http://127.0.0.1:1',
-    githubApp,
-    database: { kind: 'pglite', dataDir: '/unused' },
-    dataDir: '/unused',
-    host: '127.0.0.1',
-    port: 0,
-    publicUrl: 'http://localhost',
-    logLevel: 'silent',
-  };
-}
 
 function post(tower: Tower, body: string, headers: Record<string, string>) {
   return tower.app.request('/api/github/webhooks', {
@@ -54,7 +41,7 @@ describe.each(backends())('webhook intake on $name', (backend) => {
   beforeAll(async () => {
     database = await backend.open();
     tower = await createTower({
-      config: configWith({ appId: 1, privateKey: generateAppKey(), webhookSecret: secret }),
+      config: inProcessConfig({ appId: 1, privateKey: generateAppKey(), webhookSecret: secret }),
       logger,
       database,
     });
@@ -230,7 +217,7 @@ describe.each(backends())('webhook intake on $name', (backend) => {
   it('reports an unreachable database as unhealthy', async () => {
     const closed = await backend.open();
     const unhealthy = await createTower({
-      config: configWith(undefined),
+      config: inProcessConfig(undefined),
       logger,
       database: closed,
     });
@@ -250,7 +237,7 @@ describe('without a GitHub App', () => {
     const [backend] = backends();
     const database = await backend!.open();
     try {
-      const tower = await createTower({ config: configWith(undefined), logger, database });
+      const tower = await createTower({ config: inProcessConfig(undefined), logger, database });
       expect(tower.processor).toBeUndefined();
       const { body, headers } = webhook('x', installationCreatedPayload(1, []));
       const response = await post(tower, body, headers);
