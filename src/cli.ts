@@ -8,6 +8,7 @@ import { ConfigError, TowerError, errorMessage } from './lib/errors.js';
 import { createLogger, type Logger } from './lib/logger.js';
 import { version } from './lib/version.js';
 import { openMigratedDatabase, startTower } from './main.js';
+import { startDemoSandbox, type SandboxOptions } from './sandbox/demo.js';
 
 function configure(): { config: Config; logger: Logger } {
   const env = environmentWithDotenv(process.env, resolve('.env'));
@@ -44,6 +45,33 @@ program
     };
     process.on('SIGTERM', shutdown);
     process.on('SIGINT', shutdown);
+  });
+
+program
+  .command('sandbox-github')
+  .description('Run the GitHub simulator with a demo app, installation and repository')
+  .option('--port <port>', 'port to listen on', '4010')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--data-dir <dir>', 'where the simulated repositories live', 'data/sandbox-github')
+  .option(
+    '--webhook-url <url>',
+    "where the demo app's webhooks go (a Tower's /api/github/webhooks)",
+  )
+  .option('--webhook-secret <secret>', "the demo app's webhook secret", 'sandbox-webhook-secret')
+  .action(async (options: SandboxOptions) => {
+    const port = Number(options.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new ConfigError([
+        { variable: '--port', problem: 'must be a port number from 0 to 65535' },
+      ]);
+    }
+    const sandbox = await startDemoSandbox({ ...options, port, dataDir: resolve(options.dataDir) });
+    process.stdout.write(sandbox.banner);
+    const stop = () => {
+      void sandbox.close().then(() => process.exit(0));
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
   });
 
 program
