@@ -1,5 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createAppAuth } from '@octokit/auth-app';
 import { RequestError } from '@octokit/request-error';
+import { Octokit } from '@octokit/rest';
+import { RateLimiter } from '../src/sandbox/limits.js';
 import { execFile, manualClock, startSandbox, statusOf, type Sandbox } from './support/sandbox.js';
 
 let s: Sandbox;
@@ -64,8 +67,6 @@ describe('authentication', () => {
   });
 
   it('refuses a JWT signed by another key, a forged token, and no credentials', async () => {
-    const { Octokit } = await import('@octokit/rest');
-    const { createAppAuth } = await import('@octokit/auth-app');
     const { generateAppKey } = await import('./support/github-app.js');
     const forged = new Octokit({
       baseUrl: s.apiUrl,
@@ -579,6 +580,24 @@ describe('comments, reactions, labels and permissions', () => {
 
   it("reports a collaborator's permission", async () => {
     s.sim.setPermission(s.repository, 'writer', 'write');
+    const main = (await s.sim.branchSha(s.repository, 'main'))!;
+    await branchFrom('pr-permission', { 'p.txt': 'p\n' }, main);
+    const pr = await s.sim.openPullRequest(s.repository, {
+      head: 'pr-permission',
+      title: 'p',
+      author: 'writer',
+    });
+    await s.sim.comment(s.repository, pr.number, {
+      body: '/tower land',
+      author: 'reader',
+      permission: 'read',
+    });
+    const reader = await s.octokit.rest.repos.getCollaboratorPermissionLevel({
+      owner,
+      repo,
+      username: 'reader',
+    });
+    expect(reader.data.permission).toBe('read');
     s.sim.state.ensureAccount('stranger');
     const writer = await s.octokit.rest.repos.getCollaboratorPermissionLevel({
       owner,
@@ -729,6 +748,56 @@ describe('check runs and suites', () => {
       422,
     );
     await refused(s.octokit.rest.checks.get({ owner, repo, check_run_id: 999_999 }), 404);
+  });
+});
+
+describe('primary rate limit', () => {
+  it('refuses requests past the hourly budget with 403 and x-ratelimit-remaining 0, until the reset', async () => {
+    const clock = manualClock();
+    const limited = await startSandbox({
+      clock,
+      limits: { requestsPerHour: 3, contentPerMinute: 80, contentPerHour: 500 },
+    });
+    try {
+      const get = () => limited.octokit.rest.repos.get({ owner, repo });
+      const first = await get();
+      expect(first.headers['x-ratelimit-remaining']).toBe('2');
+      await get();
+      await get();
+      const error = (await get().catch((e: unknown) => e)) as RequestError;
+      expect(error.status).toBe(403);
+      expect(error.response?.headers['x-ratelimit-remaining']).toBe('0');
+      expect((error.response?.data as { message: string }).message).toMatch(
+        /API rate limit exceeded/,
+      );
+    } finally {
+      await limited.close();
+    }
+  });
+});
+
+describe('RateLimiter', () => {
+  it('gives the budget back when the hour is over', () => {
+    const limiter = new RateLimiter({
+      requestsPerHour: 2,
+      contentPerMinute: 1,
+      contentPerHour: 10,
+    });
+    const t = new Date('2026-01-01T00:00:00Z');
+    expect(limiter.take('1', t, false).ok).toBe(true);
+    expect(limiter.take('1', t, true).ok).toBe(true);
+    const refused = limiter.take('1', t, false);
+    expect(refused).toMatchObject({ ok: false, headers: { 'x-ratelimit-remaining': '0' } });
+    expect(limiter.take('2', t, false).ok).toBe(true); // budgets are per installation
+    const later = new Date(t.getTime() + 60 * 60 * 1000);
+    expect(limiter.take('1', later, true)).toMatchObject({
+      ok: true,
+      headers: { 'x-ratelimit-remaining': '1' },
+    });
+    expect(limiter.take('1', later, true)).toMatchObject({
+      ok: false,
+      headers: { 'retry-after': '60' },
+    });
   });
 });
 

@@ -665,18 +665,15 @@ export class GitHubSimulator {
     this.state.setPermission(repository, login, permission);
   }
 
-  /** Comments on a pull request as a person. */
+  /** Comments on a pull request as a person, optionally granting them a permission first. */
   async comment(
     repository: SimRepository,
     issueNumber: number,
-    input: { body: string; author: string },
+    input: { body: string; author: string; permission?: SimPermission },
   ) {
-    const comment = this.createCommentRecord(
-      repository,
-      issueNumber,
-      input.body,
-      this.state.ensureAccount(input.author, 'User'),
-    );
+    const author = this.state.ensureAccount(input.author, 'User');
+    if (input.permission) this.state.setPermission(repository, author.login, input.permission);
+    const comment = this.createCommentRecord(repository, issueNumber, input.body, author);
     await this.emitIssueComment(comment, comment.user);
     return comment;
   }
