@@ -53,6 +53,13 @@ export type Comparison = {
 };
 export type MergeResult =
   { kind: 'merged'; sha: string } | { kind: 'conflict'; files: string[] } | { kind: 'up-to-date' };
+export type MergeInput = {
+  base: string;
+  head: string;
+  message: string;
+  author: GitPerson;
+  committer?: GitPerson;
+};
 export type RefUpdate = 'ok' | 'not-fast-forward' | 'stale' | 'missing-object';
 export type ObjectType = 'commit' | 'tree' | 'blob' | 'tag';
 export type PathContent =
@@ -774,40 +781,20 @@ export class GitStore {
     return code === 0 ? { clean: true, tree } : { clean: false, files };
   }
 
-  async merge(
-    fullName: string,
-    input: {
-      base: string;
-      head: string;
-      message: string;
-      author: GitPerson;
-      committer?: GitPerson;
-    },
-  ): Promise<MergeResult> {
-    const base = await this.requireCommit(fullName, input.base);
-    const head = await this.requireCommit(fullName, input.head);
-    if (await this.isAncestor(fullName, head, base)) return { kind: 'up-to-date' };
-    const merged = await this.mergeTrees(fullName, base, head);
-    if (!merged.clean) return { kind: 'conflict', files: merged.files };
-    const sha = await this.writeCommit(fullName, {
-      tree: merged.tree,
-      parents: [base, head],
-      message: input.message,
-      author: input.author,
-      committer: input.committer ?? input.author,
-    });
-    return { kind: 'merged', sha };
+  /** A real merge commit of head into base, parents [base, head]; refs do not move. */
+  async merge(fullName: string, input: MergeInput): Promise<MergeResult> {
+    return this.#combine(fullName, input, 'merge');
   }
 
-  async squash(
+  /** One commit on base with the merged tree, as GitHub's squash merge makes. */
+  async squash(fullName: string, input: MergeInput): Promise<MergeResult> {
+    return this.#combine(fullName, input, 'squash');
+  }
+
+  async #combine(
     fullName: string,
-    input: {
-      base: string;
-      head: string;
-      message: string;
-      author: GitPerson;
-      committer?: GitPerson;
-    },
+    input: MergeInput,
+    how: 'merge' | 'squash',
   ): Promise<MergeResult> {
     const base = await this.requireCommit(fullName, input.base);
     const head = await this.requireCommit(fullName, input.head);
@@ -816,7 +803,7 @@ export class GitStore {
     if (!merged.clean) return { kind: 'conflict', files: merged.files };
     const sha = await this.writeCommit(fullName, {
       tree: merged.tree,
-      parents: [base],
+      parents: how === 'merge' ? [base, head] : [base],
       message: input.message,
       author: input.author,
       committer: input.committer ?? input.author,
