@@ -14,6 +14,11 @@ export default defineConfig({
       provider: 'v8',
       include: ['src/**/*.ts'],
       reporter: ['text-summary', 'text'],
+      // The pure modules are held to full coverage (STYLE.md 14); the run fails below these.
+      thresholds: {
+        'src/definitions/**': { lines: 95, branches: 95, functions: 95, statements: 95 },
+        'src/graph/**': { lines: 95, branches: 95, functions: 95, statements: 95 },
+      },
     },
   },
 });

@@ -8,6 +8,15 @@ import { ConfigError, TowerError, errorMessage } from './lib/errors.js';
 import { createLogger, type Logger } from './lib/logger.js';
 import { version } from './lib/version.js';
 import { openMigratedDatabase, startTower } from './main.js';
+import {
+  graphCheckCommand,
+  graphCommand,
+  graphTestCommand,
+  initCommand,
+  schemaCommand,
+  type GraphOptions,
+  type Output,
+} from './cli/graph-commands.js';
 import { startDemoSandbox, type SandboxOptions } from './sandbox/demo.js';
 
 function configure(): { config: Config; logger: Logger } {
@@ -73,6 +82,55 @@ program
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+
+const io: Output = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+const exitWith = (code: number) => {
+  process.exitCode = code;
+};
+
+const graph = program
+  .command('graph')
+  .description('Print the graphs an event builds from the .tower/ definitions of a checkout')
+  .argument('[dir]', 'the checkout', '.')
+  .option('--event <type>', 'push, pull_request, land, cron, trigger or api', 'push')
+  .option('--branch <branch>', "the branch (default: the checkout's current branch)")
+  .option('--sha <sha>', "the commit (default: the checkout's HEAD)")
+  .option(
+    '--changed-files <file>',
+    'a file listing changed paths, one a line ("-" for standard input)',
+  )
+  .option('--graph <name>', 'only this graph')
+  .option('--format <format>', 'json, dot or text', 'text')
+  .action(async (dir: string, options: GraphOptions) =>
+    exitWith(await graphCommand(resolve(dir), options, io)),
+  );
+
+graph
+  .command('check')
+  .description('Validate .tower/: every error as file:line:col, exit 1 if any')
+  .argument('[dir]', 'the checkout', '.')
+  .action(async (dir: string) => exitWith(await graphCheckCommand(resolve(dir), io)));
+
+graph
+  .command('test')
+  .description('Run the graph assertion files in .tower/tests/')
+  .argument('[dir]', 'the checkout', '.')
+  .action(async (dir: string) => exitWith(await graphTestCommand(resolve(dir), io)));
+
+program
+  .command('init')
+  .description('Write a starter .tower/ into a checkout')
+  .argument('[dir]', 'the checkout', '.')
+  .action(async (dir: string) => exitWith(await initCommand(resolve(dir), io)));
+
+program
+  .command('schema')
+  .description('Print the JSON Schema of the .tower/ format, for editors')
+  .option('--tests', 'the schema of graph assertion files (.tower/tests/*.yml) instead')
+  .action((options: { tests?: boolean }) => exitWith(schemaCommand(io, options)));
 
 program
   .command('migrate')

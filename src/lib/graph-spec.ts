@@ -22,7 +22,13 @@ export const jobResults = [
 export type JobResult = (typeof jobResults)[number];
 
 /** Results of a job that actually ran to an end of its own (not skipped or cancelled). */
-export const finishedResults: readonly JobResult[] = ['success', 'warning', 'failure', 'exception', 'timed-out'];
+export const finishedResults: readonly JobResult[] = [
+  'success',
+  'warning',
+  'failure',
+  'exception',
+  'timed-out',
+];
 /** The default condition on a dependency: it succeeded, perhaps with warnings. */
 export const defaultCondition: readonly JobResult[] = ['success', 'warning'];
 
