@@ -1,12 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  defaultCondition,
   finishedResults,
   jobResults,
-  type DependencySpec,
   type GraphSpec,
-  type JobResult,
   type JobSpec,
 } from '../src/lib/graph-spec.js';
 import {
@@ -22,54 +19,10 @@ import {
   inactiveJobs,
   topologicalOrder,
 } from '../src/graph/model.js';
+import { dependencies, job } from './support/graph-specs.js';
 
 // ---------------------------------------------------------------------------
 // Builders
-
-type Needs = string[] | Record<string, JobResult[] | 'finished' | 'any'>;
-
-function dependencies(needs: Needs | undefined): DependencySpec[] {
-  if (!needs) return [];
-  if (Array.isArray(needs)) return needs.map((job) => ({ job, results: [...defaultCondition] }));
-  return Object.entries(needs).map(([job, condition]) => ({
-    job,
-    results:
-      condition === 'finished'
-        ? [...finishedResults]
-        : condition === 'any'
-          ? [...jobResults]
-          : condition,
-  }));
-}
-
-function job(label: string, options: Partial<JobSpec> & { needs?: Needs } = {}): JobSpec {
-  const { needs, ...rest } = options;
-  const kind = rest.kind ?? 'command';
-  return {
-    label,
-    kind,
-    inactive: false,
-    filtered: false,
-    requires: [],
-    priority: 0,
-    retries: 0,
-    maxRuntime: null,
-    idleTimeout: null,
-    requestTimeout: null,
-    dependencies: dependencies(needs),
-    command: kind === 'command' ? `make ${label}` : null,
-    env: {},
-    artifacts: [],
-    chunk: null,
-    dummy: kind === 'dummy' ? { result: null } : null,
-    breakpoint: kind === 'breakpoint' ? { approvers: ['team:qa'] } : null,
-    timer: kind === 'timer' ? { delaySeconds: 60, at: null } : null,
-    notify: kind === 'notify' ? { comment: 'hello', webhook: null } : null,
-    trigger: kind === 'trigger' ? { cluster: 'big-farm', graph: 'full' } : null,
-    source: { file: '.tower/tower.yml', line: 1, column: 1 },
-    ...rest,
-  };
-}
 
 /** Keeps the jobs in the order given, so tests can check that nothing relies on it. */
 function graph(...jobs: JobSpec[]): GraphSpec {

@@ -29,54 +29,10 @@ import {
   type JobStatus,
   type Transition,
 } from '../src/graph/state-machine.js';
+import { job } from './support/graph-specs.js';
 
 // ---------------------------------------------------------------------------
 // Builders
-
-type Needs = string[] | Record<string, JobResult[] | 'finished' | 'any'>;
-
-function dependencies(needs: Needs | undefined): DependencySpec[] {
-  if (!needs) return [];
-  if (Array.isArray(needs)) return needs.map((job) => ({ job, results: [...defaultCondition] }));
-  return Object.entries(needs).map(([job, condition]) => ({
-    job,
-    results:
-      condition === 'finished'
-        ? [...finishedResults]
-        : condition === 'any'
-          ? [...jobResults]
-          : condition,
-  }));
-}
-
-function job(label: string, options: Partial<JobSpec> & { needs?: Needs } = {}): JobSpec {
-  const { needs, ...rest } = options;
-  const kind = rest.kind ?? 'command';
-  return {
-    label,
-    kind,
-    inactive: false,
-    filtered: false,
-    requires: [],
-    priority: 0,
-    retries: 0,
-    maxRuntime: null,
-    idleTimeout: null,
-    requestTimeout: null,
-    dependencies: dependencies(needs),
-    command: kind === 'command' ? `make ${label}` : null,
-    env: {},
-    artifacts: [],
-    chunk: null,
-    dummy: kind === 'dummy' ? { result: null } : null,
-    breakpoint: kind === 'breakpoint' ? { approvers: ['team:qa'] } : null,
-    timer: kind === 'timer' ? { delaySeconds: 60, at: null } : null,
-    notify: kind === 'notify' ? { comment: 'hello', webhook: null } : null,
-    trigger: kind === 'trigger' ? { cluster: 'big-farm', graph: 'full' } : null,
-    source: { file: '.tower/tower.yml', line: 1, column: 1 },
-    ...rest,
-  };
-}
 
 function graph(...jobs: JobSpec[]): GraphSpec {
   return {
