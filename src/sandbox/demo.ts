@@ -2,7 +2,7 @@
  * The simulator as a standalone server with a demo GitHub App, installation
  * and repository, for trying Tower (or any GitHub client) without GitHub.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GitHubSimulator } from './simulator.js';
 
@@ -24,9 +24,10 @@ export const demoFiles = {
 
 export async function startDemoSandbox(options: Omit<SandboxOptions, 'port'> & { port: number }) {
   await mkdir(options.dataDir, { recursive: true });
-  const sim = await GitHubSimulator.create({
-    dataDir: join(options.dataDir, 'repositories', String(Date.now())),
-  });
+  // The simulator keeps its other state in memory: repositories from an earlier run would be orphans.
+  const repositories = join(options.dataDir, 'repositories');
+  await rm(repositories, { recursive: true, force: true });
+  const sim = await GitHubSimulator.create({ dataDir: repositories });
   const apiUrl = await sim.listen(options.port, options.host);
   const { app, privateKey } = sim.createApp({
     name: 'Tower',
