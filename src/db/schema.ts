@@ -18,6 +18,7 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
+import type { GraphSpec, JobSpec } from '../lib/graph-spec.js';
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
@@ -119,9 +120,13 @@ export const graphs = pgTable(
       .references(() => repositories.id),
     name: text('name').notNull(),
     sha: text('sha').notNull(),
-    /** The graph spec's format version and the spec itself, as generated. */
+    /**
+     * The graph spec's format version and the spec as generated, without its
+     * jobs: each job's spec is in `jobs.definition`, so that an event reads
+     * only the jobs it reaches.
+     */
     specVersion: integer('spec_version').notNull(),
-    spec: jsonb('spec').notNull(),
+    spec: jsonb('spec').$type<Omit<GraphSpec, 'jobs'>>().notNull(),
     trust: text('trust', { enum: ['trusted', 'untrusted'] })
       .notNull()
       .default('trusted'),
@@ -133,7 +138,11 @@ export const graphs = pgTable(
     createdAt: createdAt(),
     finishedAt: ts('finished_at'),
   },
-  (t) => [index('graphs_repository_sha_idx').on(t.repositoryId, t.sha)],
+  (t) => [
+    index('graphs_repository_sha_idx').on(t.repositoryId, t.sha),
+    // A redelivered event builds its graph once.
+    uniqueIndex('graphs_event_name_idx').on(t.eventId, t.name),
+  ],
 );
 
 /** Distinct minion tag sets; jobs queue by tag set, minions match per tag set. */
@@ -145,6 +154,7 @@ export const tagSets = pgTable('tag_sets', {
 });
 
 export const jobStates = ['inactive', 'blocked', 'pending', 'running', 'done'] as const;
+export const runCauses = ['scheduled', 'auto-retry', 'retrigger'] as const;
 export const jobResults = [
   'success',
   'warning',
@@ -170,11 +180,18 @@ export const jobs = pgTable(
     tagSetId: bigint('tag_set_id', { mode: 'number' }).references(() => tagSets.id),
     priority: smallint('priority').notNull().default(0),
     retries: smallint('retries').notNull().default(0),
-    /** Dependencies not yet satisfied; the job is runnable at zero. */
-    unmetDependencies: integer('unmet_dependencies').notNull().default(0),
+    /** Automatic retries spent since the job was (re)opened. */
+    retriesUsed: smallint('retries_used').notNull().default(0),
+    /** Why the next run is created: the cause its run row records. */
+    nextCause: text('next_cause', { enum: runCauses }).notNull().default('scheduled'),
+    /** After an infrastructure failure: the minion the retry should preferably avoid. */
+    avoidMinionId: bigint('avoid_minion_id', { mode: 'number' }).references(() => minions.id),
     /** The job's definition from the spec: command, timeouts, artifacts, environment. */
-    definition: jsonb('definition').notNull(),
+    definition: jsonb('definition').$type<JobSpec>().notNull(),
+    /** When the job last became pending; claims take the oldest first. */
     pendingSince: ts('pending_since'),
+    /** A pending job still pending at this time ends with its request timeout. */
+    requestDeadline: ts('request_deadline'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -183,6 +200,11 @@ export const jobs = pgTable(
     // The claim query: highest priority, oldest first, per tag set.
     index('jobs_claim_idx')
       .on(t.tagSetId, t.priority.desc(), t.pendingSince)
+      .where(sql`${t.state} = 'pending'`),
+    // Whether a graph still has open jobs, and its pending jobs.
+    index('jobs_graph_state_idx').on(t.graphId, t.state),
+    index('jobs_request_deadline_idx')
+      .on(t.requestDeadline)
       .where(sql`${t.state} = 'pending'`),
   ],
 );
@@ -231,7 +253,7 @@ export const runs = pgTable(
       .notNull()
       .references(() => jobs.id),
     attempt: integer('attempt').notNull(),
-    cause: text('cause', { enum: ['scheduled', 'auto-retry', 'retrigger'] }).notNull(),
+    cause: text('cause', { enum: runCauses }).notNull(),
     state: text('state', { enum: ['pending', 'running', 'done'] })
       .notNull()
       .default('pending'),
@@ -243,11 +265,23 @@ export const runs = pgTable(
     createdAt: createdAt(),
     startedAt: ts('started_at'),
     finishedAt: ts('finished_at'),
+    /** The last log output; the idle timeout counts from it. */
+    lastOutputAt: ts('last_output_at'),
+    /** started_at + the job's max runtime, when it has one. */
+    runtimeDeadline: ts('runtime_deadline'),
+    /** The last output (or the start) + the job's idle timeout, when it has one. */
+    idleDeadline: ts('idle_deadline'),
   },
   (t) => [
     uniqueIndex('runs_job_attempt_idx').on(t.jobId, t.attempt),
     index('runs_lease_idx')
       .on(t.leaseExpiresAt)
+      .where(sql`${t.state} = 'running'`),
+    index('runs_runtime_deadline_idx')
+      .on(t.runtimeDeadline)
+      .where(sql`${t.state} = 'running'`),
+    index('runs_idle_deadline_idx')
+      .on(t.idleDeadline)
       .where(sql`${t.state} = 'running'`),
   ],
 );

@@ -1,0 +1,548 @@
+/**
+ * Persistent graph processing (DESIGN.md "Job life", "Dispatch"): stores
+ * graphs, hands pending command jobs to minions with leases, and applies
+ * every event through the pure state machine, one transaction per event.
+ *
+ * Locking: an event takes its graph's row lock first (events of one graph
+ * apply one at a time, so two upstreams finishing together cannot both miss
+ * each other's result), then the rows it reads, FOR UPDATE. Claims lock only
+ * the claimed job, with SKIP LOCKED, and never wait for a graph, so no lock
+ * cycle can form between claims and events.
+ *
+ * Server-side jobs: dummy jobs complete inside the state machine. Timer,
+ * breakpoint, notify and trigger jobs stay pending here and are never
+ * claimable (they have no tag set, and claims take command jobs only); a
+ * later step runs them and reports through the same `finished` event.
+ */
+import { checkGraph, compareLabels, InvalidGraphError } from '../graph/model.js';
+import {
+  graphResult,
+  initialState,
+  type EventPlan,
+  type GraphEvent,
+  type JobReason,
+  type JobStatus,
+} from '../graph/state-machine.js';
+import {
+  createSchedulerStore,
+  type GraphRow,
+  type JobRow,
+  type JobUpdate,
+  type NewJob,
+  type RunCause,
+  type RunEnd,
+  type RunRow,
+  type SchedulerQueries,
+} from '../db/scheduler-store.js';
+import type { TowerDb } from '../db/connection.js';
+import type { Clock } from '../lib/clock.js';
+import type { GraphSpec, JobResult, JobSpec } from '../lib/graph-spec.js';
+import { Reach, statusOf } from './reach.js';
+
+export type SchedulerOptions = { db: TowerDb; clock: Clock };
+
+export type Claim = {
+  runId: number;
+  jobId: number;
+  graphId: number;
+  label: string;
+  attempt: number;
+  cause: RunCause;
+  job: JobSpec;
+  leaseExpiresAt: Date;
+};
+
+/** An action on a job that the state machine may refuse; a refusal is data, not an error. */
+export type ActionOutcome = { ok: true; transitions: number } | { ok: false; reason: string };
+
+export type JobView = {
+  id: number;
+  label: string;
+  kind: string;
+  state: JobRow['state'];
+  result: JobRow['result'];
+  reason: string | null;
+  priority: number;
+  retries: number;
+  retriesUsed: number;
+  pendingSince: Date | null;
+  runs: RunRow[];
+};
+
+export type GraphStatus = {
+  graph: GraphRow;
+  /** Sorted by label, like the spec. */
+  jobs: JobView[];
+};
+
+/** Results a minion reports that are infrastructure failures, retried automatically. */
+const infrastructureReasons: readonly JobReason[] = ['claim-expired', 'minion-shutdown'];
+
+const after = (date: Date, seconds: number) => new Date(date.getTime() + seconds * 1000);
+
+/** A tag set is its sorted distinct tags; its key joins them with commas. */
+export function tagSetKey(tags: readonly string[]): string {
+  return [...new Set(tags)].sort().join(',');
+}
+
+type EventContext = { q: SchedulerQueries; graph: GraphRow; reach: Reach; now: Date };
+
+/** Per-job changes an event makes beside the status (cause of the next run, retry bookkeeping). */
+type Adjust = (label: string, update: JobUpdate, transitions: EventPlan['transitions']) => void;
+
+export function createScheduler({ db, clock }: SchedulerOptions) {
+  const store = createSchedulerStore(db);
+
+  /** Runs `work` with the graph locked; undefined when there is no such graph. */
+  function withGraph<T>(
+    graphId: number,
+    work: (ctx: EventContext) => Promise<T>,
+  ): Promise<T | undefined> {
+    return store.transaction(async (q) => {
+      const graph = await q.lockGraph(graphId);
+      if (!graph) return undefined;
+      return work({ q, graph, reach: new Reach(q, graph), now: clock.now() });
+    });
+  }
+
+  /** Plans the event over the loaded reach and writes every transition. */
+  async function apply(ctx: EventContext, event: GraphEvent, adjust?: Adjust): Promise<EventPlan> {
+    const plan = await ctx.reach.plan(event);
+    if (plan.refused !== undefined) return plan;
+    const byJob = new Map<string, EventPlan['transitions']>();
+    for (const t of plan.transitions) {
+      const list = byJob.get(t.job);
+      if (list) list.push(t);
+      else byJob.set(t.job, [t]);
+    }
+    const updates: JobUpdate[] = [];
+    const ends: RunEnd[] = [];
+    for (const [label, transitions] of byJob) {
+      const row = ctx.reach.row(label);
+      const final = transitions[transitions.length - 1]!.to;
+      const entered = transitions.some((t) => t.to.state === 'pending');
+      const timeout = row.definition.requestTimeout;
+      const update: JobUpdate = {
+        id: row.id,
+        state: final.state,
+        result: final.result,
+        reason: final.reason,
+        pendingSince: entered ? ctx.now : row.pendingSince,
+        requestDeadline:
+          final.state !== 'pending'
+            ? null
+            : entered && timeout
+              ? after(ctx.now, timeout.seconds)
+              : row.requestDeadline,
+        nextCause: row.nextCause,
+        retriesUsed: row.retriesUsed,
+        avoidMinionId: row.avoidMinionId,
+      };
+      adjust?.(label, update, transitions);
+      updates.push(update);
+      // A run the event ended (cancel, timeout) ends with the job; a finished run has ended already.
+      if (final.state === 'done' && transitions.some((t) => t.from.state === 'running')) {
+        ends.push({ jobId: row.id, result: final.result, reason: final.reason });
+      }
+    }
+    await ctx.q.updateJobs(updates, ctx.now);
+    if (ends.length > 0) await ctx.q.endRunningRuns(ends, ctx.now);
+    await settle(ctx, plan);
+    return plan;
+  }
+
+  /** Keeps the graph's own state in step: reopened, or done with its result. */
+  async function settle(ctx: EventContext, plan: EventPlan): Promise<void> {
+    const reopened = plan.transitions.some(
+      (t) => t.to.state !== 'done' && t.to.state !== 'inactive',
+    );
+    if (ctx.graph.state === 'done' && reopened) {
+      await ctx.q.setGraphState(ctx.graph.id, 'running', null, null);
+      return;
+    }
+    const completed = plan.transitions.some((t) => t.to.state === 'done');
+    if (ctx.graph.state === 'running' && completed)
+      await finishGraphIfDone(ctx.q, ctx.graph, ctx.now);
+  }
+
+  /** Marks the graph done with its result when no active job is open; cheap when one is. */
+  async function finishGraphIfDone(q: SchedulerQueries, graph: GraphRow, now: Date) {
+    if (graph.state === 'done' || (await q.hasOpenJobs(graph.id))) return;
+    // Once per completion, so reading every job here is proportional to the work done.
+    const rows = await q.graphJobs(graph.id);
+    const spec: GraphSpec = { ...graph.spec, jobs: rows.map((row) => row.definition) };
+    const state = new Map<string, JobStatus>(rows.map((row) => [row.label, statusOf(row)]));
+    const result = graphResult(spec, state);
+    if (result !== null) await q.setGraphState(graph.id, 'done', result, now);
+  }
+
+  /** Ends a running run (a minion's report, or a lapsed lease) and moves its job on. */
+  async function endRun(
+    runId: number,
+    minionId: number | undefined,
+    end: { result: JobResult; reason: JobReason | null; exitCode: number | null },
+  ): Promise<'ok' | 'refused'> {
+    const found = await store.run(runId);
+    if (!found) return 'refused';
+    const outcome = await withGraph(found.graphId, async (ctx) => {
+      const run = await ctx.q.lockRun(runId);
+      if (!run || run.state !== 'running') return 'refused' as const;
+      if (minionId !== undefined && run.minionId !== minionId) return 'refused' as const;
+      await ctx.q.endRun(runId, end, ctx.now);
+      const job = await ctx.q.job(run.jobId);
+      if (!job) return 'refused' as const;
+      await ctx.reach.close([job.label]);
+      const row = ctx.reach.row(job.label);
+      const infrastructure =
+        end.result === 'exception' &&
+        end.reason !== null &&
+        infrastructureReasons.includes(end.reason);
+      if (infrastructure && row.retriesUsed < row.retries) {
+        await apply(ctx, { type: 'retry', job: row.label }, (label, update) => {
+          if (label !== row.label) return;
+          update.retriesUsed = row.retriesUsed + 1;
+          update.nextCause = 'auto-retry';
+          update.avoidMinionId = run.minionId;
+        });
+      } else {
+        await apply(ctx, {
+          type: 'finished',
+          job: row.label,
+          result: end.result,
+          reason: end.reason,
+        });
+      }
+      return 'ok' as const;
+    });
+    return outcome ?? 'refused';
+  }
+
+  /** Applies a timeout to one job, unless it has moved on meanwhile. */
+  async function timeOut(
+    graphId: number,
+    jobId: number,
+    timeout: 'request' | 'max-runtime' | 'idle',
+    stillDue: (q: SchedulerQueries, now: Date) => Promise<boolean>,
+  ): Promise<boolean> {
+    const applied = await withGraph(graphId, async (ctx) => {
+      if (!(await stillDue(ctx.q, ctx.now))) return false;
+      const job = await ctx.q.job(jobId);
+      if (!job) return false;
+      await ctx.reach.close([job.label]);
+      const plan = await apply(ctx, { type: 'timeout', job: job.label, timeout });
+      return plan.refused === undefined;
+    });
+    return applied ?? false;
+  }
+
+  /** An action by job id: loads what the event reaches, applies it, reports a refusal as data. */
+  async function jobAction(
+    jobId: number,
+    event: (label: string) => GraphEvent,
+    prepare: (reach: Reach, label: string) => Promise<void>,
+    adjust?: Adjust,
+  ): Promise<ActionOutcome> {
+    const job = await store.job(jobId);
+    if (!job) return { ok: false, reason: `unknown job ${jobId}` };
+    const outcome = await withGraph(job.graphId, async (ctx) => {
+      await prepare(ctx.reach, job.label);
+      const plan = await apply(ctx, event(job.label), adjust);
+      return plan.refused === undefined
+        ? { ok: true as const, transitions: plan.transitions.length }
+        : { ok: false as const, reason: plan.refused };
+    });
+    return outcome ?? { ok: false, reason: `unknown graph ${job.graphId}` };
+  }
+
+  /** Jobs an event brought back from done get the cause of their next run. */
+  const reopenedAs =
+    (cause: RunCause): Adjust =>
+    (_label, update, transitions) => {
+      if (transitions[0]!.from.state === 'done' || transitions[0]!.from.state === 'inactive') {
+        update.nextCause = cause;
+        update.retriesUsed = 0;
+        update.avoidMinionId = null;
+      }
+    };
+
+  return {
+    /**
+     * Stores a graph and its jobs in its initial state, in a handful of
+     * multi-row statements. Idempotent: the same event and graph name give
+     * back the graph stored the first time.
+     */
+    async createGraph(input: {
+      repositoryId: number;
+      eventId: number;
+      spec: GraphSpec;
+      trust: GraphRow['trust'];
+    }): Promise<{ graphId: number; jobCount: number }> {
+      const { spec } = input;
+      const problems = checkGraph(spec);
+      if (problems.length > 0) throw new InvalidGraphError(spec.graph, problems);
+      const state = initialState(spec);
+      return store.transaction(async (q) => {
+        const now = clock.now();
+        const { jobs: _jobs, ...header } = spec;
+        const graphId = await q.insertGraph(
+          {
+            repositoryId: input.repositoryId,
+            eventId: input.eventId,
+            name: spec.graph,
+            sha: spec.event.sha,
+            spec: header,
+            trust: input.trust,
+          },
+          now,
+        );
+        if (graphId === undefined) {
+          const existing = (await q.graphOfEvent(input.eventId, spec.graph))!;
+          return { graphId: existing, jobCount: await q.countJobs(existing) };
+        }
+        const sets = new Map<string, string[]>();
+        for (const job of spec.jobs) {
+          if (job.kind === 'command')
+            sets.set(tagSetKey(job.requires), [...new Set(job.requires)].sort());
+        }
+        const tagSetIds = await q.upsertTagSets(sets);
+        const rows: NewJob[] = spec.jobs.map((job) => {
+          const status = state.get(job.label)!;
+          const pending = status.state === 'pending';
+          return {
+            label: job.label,
+            kind: job.kind,
+            state: status.state,
+            result: status.result,
+            reason: status.reason,
+            tagSetKey: job.kind === 'command' ? tagSetKey(job.requires) : null,
+            priority: job.priority,
+            retries: job.retries,
+            definition: job,
+            pendingSince: pending ? now : null,
+            requestDeadline:
+              pending && job.requestTimeout ? after(now, job.requestTimeout.seconds) : null,
+          };
+        });
+        const ids = await q.insertJobs(graphId, rows, tagSetIds, now);
+        await q.insertEdges(
+          spec.jobs.flatMap((job) =>
+            job.dependencies.map((dep) => ({
+              jobId: ids.get(job.label)!,
+              dependsOnJobId: ids.get(dep.job)!,
+              condition: dep.results,
+            })),
+          ),
+        );
+        const graph = (await q.graph(graphId))!;
+        // A graph of dummies (or of inactive jobs) can be done from the start.
+        await finishGraphIfDone(q, graph, now);
+        return { graphId, jobCount: rows.length };
+      });
+    },
+
+    /** Hands the minion the best pending command job it is eligible for, with a lease. */
+    async claim(input: {
+      minionId: number;
+      tags: readonly string[];
+      leaseMs: number;
+    }): Promise<Claim | undefined> {
+      return store.transaction(async (q) => {
+        const job = await q.lockClaimable(input.minionId, input.tags);
+        if (!job) return undefined;
+        const now = clock.now();
+        // The state machine's `started`: pending → running, nothing else moves.
+        await q.startJob(job.id, now);
+        const leaseExpiresAt = new Date(now.getTime() + input.leaseMs);
+        const spec = job.definition;
+        const run = await q.insertRun({
+          jobId: job.id,
+          cause: job.nextCause,
+          minionId: input.minionId,
+          now,
+          leaseExpiresAt,
+          runtimeDeadline: spec.maxRuntime === null ? null : after(now, spec.maxRuntime),
+          idleDeadline: spec.idleTimeout === null ? null : after(now, spec.idleTimeout),
+        });
+        return {
+          runId: run.id,
+          jobId: job.id,
+          graphId: job.graphId,
+          label: job.label,
+          attempt: run.attempt,
+          cause: run.cause,
+          job: spec,
+          leaseExpiresAt,
+        };
+      });
+    },
+
+    /** 'stop' when the run is not this minion's, or is no longer running. */
+    async heartbeat(input: {
+      runId: number;
+      minionId: number;
+      leaseMs: number;
+    }): Promise<'ok' | 'stop'> {
+      const until = new Date(clock.now().getTime() + input.leaseMs);
+      return (await store.extendLease(input.runId, input.minionId, until)) ? 'ok' : 'stop';
+    },
+
+    /** Log output arrived: the idle timeout counts from now. */
+    async touchOutput(input: { runId: number; minionId: number }): Promise<'ok' | 'stop'> {
+      return (await store.recordOutput(input.runId, input.minionId, clock.now())) ? 'ok' : 'stop';
+    },
+
+    /**
+     * The minion's report. Refused (nothing changes) unless the run is the
+     * minion's and running. An infrastructure failure with retries left puts
+     * the job back to pending for an auto-retry, preferably elsewhere.
+     */
+    async finishRun(input: {
+      runId: number;
+      minionId: number;
+      result: JobResult;
+      reason?: JobReason | null;
+      exitCode?: number | null;
+    }): Promise<'ok' | 'refused'> {
+      return endRun(input.runId, input.minionId, {
+        result: input.result,
+        reason: input.reason ?? null,
+        exitCode: input.exitCode ?? null,
+      });
+    },
+
+    /** Ends every running run whose lease lapsed with exception / claim-expired. */
+    async expireLeases(): Promise<number> {
+      const now = clock.now();
+      let count = 0;
+      for (const runId of await store.overdueRuns('leaseExpiresAt', now)) {
+        const ended = await endRun(runId, undefined, {
+          result: 'exception',
+          reason: 'claim-expired',
+          exitCode: null,
+        });
+        if (ended === 'ok') count++;
+      }
+      return count;
+    },
+
+    /** Request timeouts of pending jobs, max runtime and idle timeouts of running runs. */
+    async enforceTimeouts(): Promise<number> {
+      const now = clock.now();
+      let count = 0;
+      for (const jobId of await store.overduePendingJobs(now)) {
+        const job = await store.job(jobId);
+        if (!job) continue;
+        const applied = await timeOut(job.graphId, jobId, 'request', async (q, at) => {
+          const current = await q.job(jobId);
+          return (
+            current?.state === 'pending' &&
+            current.requestDeadline !== null &&
+            current.requestDeadline <= at
+          );
+        });
+        if (applied) count++;
+      }
+      const runTimeouts = [
+        ['runtimeDeadline', 'max-runtime'],
+        ['idleDeadline', 'idle'],
+      ] as const;
+      for (const [column, timeout] of runTimeouts) {
+        for (const runId of await store.overdueRuns(column, now)) {
+          const run = await store.run(runId);
+          if (!run) continue;
+          const applied = await timeOut(run.graphId, run.jobId, timeout, async (q, at) => {
+            const current = await q.lockRun(runId);
+            const deadline = current?.[column];
+            return current?.state === 'running' && deadline != null && deadline <= at;
+          });
+          if (applied) count++;
+        }
+      }
+      return count;
+    },
+
+    /** A new run of a done job; its skipped or finished descendants are reopened. */
+    retrigger(input: { jobId: number }): Promise<ActionOutcome> {
+      return jobAction(
+        input.jobId,
+        (job) => ({ type: 'retrigger', job }),
+        (reach, label) => reach.descendants(label),
+        reopenedAs('retrigger'),
+      );
+    },
+
+    /** Backfill: an inactive job (and the inactive jobs it needs) enters the graph. */
+    activate(input: { jobId: number }): Promise<ActionOutcome> {
+      return jobAction(
+        input.jobId,
+        (job) => ({ type: 'activate', job }),
+        (reach, label) => reach.close([label]),
+        reopenedAs('scheduled'),
+      );
+    },
+
+    /** One job, or every active job of the graph that is not done; running runs end with it. */
+    async cancel(input: {
+      graphId: number;
+      jobId?: number;
+      reason?: 'user-cancel' | 'superseded';
+    }): Promise<ActionOutcome> {
+      const reason = input.reason ?? 'user-cancel';
+      if (input.jobId !== undefined) {
+        const job = await store.job(input.jobId);
+        if (!job || job.graphId !== input.graphId) {
+          return { ok: false, reason: `unknown job ${input.jobId} in graph ${input.graphId}` };
+        }
+        return jobAction(
+          input.jobId,
+          (label) => ({ type: 'cancel', job: label, reason }),
+          (reach, label) => reach.close([label]),
+        );
+      }
+      const outcome = await withGraph(input.graphId, async (ctx) => {
+        await ctx.reach.everything();
+        const plan = await apply(ctx, { type: 'cancel', reason });
+        return plan.refused === undefined
+          ? { ok: true as const, transitions: plan.transitions.length }
+          : { ok: false as const, reason: plan.refused };
+      });
+      return outcome ?? { ok: false, reason: `unknown graph ${input.graphId}` };
+    },
+
+    /** The graph, its jobs and their runs; marks the graph done when every active job is. */
+    async graphStatus(input: { graphId: number }): Promise<GraphStatus | undefined> {
+      return store.transaction(async (q) => {
+        const locked = await q.lockGraph(input.graphId);
+        if (!locked) return undefined;
+        await finishGraphIfDone(q, locked, clock.now());
+        const graph = (await q.graph(input.graphId))!;
+        const rows = (await q.graphJobs(graph.id)).sort((a, b) => compareLabels(a.label, b.label));
+        const runs = await q.graphRuns(graph.id);
+        const byJob = new Map<number, RunRow[]>();
+        for (const run of runs) {
+          const list = byJob.get(run.jobId);
+          if (list) list.push(run);
+          else byJob.set(run.jobId, [run]);
+        }
+        return {
+          graph,
+          jobs: rows.map((row) => ({
+            id: row.id,
+            label: row.label,
+            kind: row.kind,
+            state: row.state,
+            result: row.result,
+            reason: row.reason,
+            priority: row.priority,
+            retries: row.retries,
+            retriesUsed: row.retriesUsed,
+            pendingSince: row.pendingSince,
+            runs: byJob.get(row.id) ?? [],
+          })),
+        };
+      });
+    },
+  };
+}
+
+export type Scheduler = ReturnType<typeof createScheduler>;
