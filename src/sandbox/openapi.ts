@@ -67,7 +67,8 @@ type CompiledOperation = Operation & {
     body: ValidateFunction | undefined;
     bodyRequired: boolean;
   };
-  responseChecks: Map<string, ValidateFunction | null>;
+  /** Per status: whether GitHub documents it, and the validator of its JSON body if it has one. */
+  responseChecks: Map<string, { documented: boolean; check: ValidateFunction | null }>;
 };
 
 export type OpenApi = {
@@ -203,7 +204,8 @@ function createOpenApi(described: OpenApiDocument): OpenApi {
     checkResponse(operation, status, body) {
       const op = operation as CompiledOperation;
       const key = String(status);
-      if (!op.responseChecks.has(key)) {
+      let entry = op.responseChecks.get(key);
+      if (!entry) {
         let response = op.object.responses[key] ?? op.object.responses.default;
         if (response && '$ref' in response) {
           response = document.components.responses[
@@ -214,21 +216,15 @@ function createOpenApi(described: OpenApiDocument): OpenApi {
           response && !('$ref' in response)
             ? response.content?.['application/json']?.schema
             : undefined;
-        if (!response) {
-          op.responseChecks.set(key, null);
-          return [`status ${status} is not documented for ${op.operationId}`];
-        }
-        op.responseChecks.set(
-          key,
-          schema ? ajv.compile(rebase(preferComponents(schema, components))) : null,
-        );
+        entry = {
+          documented: response !== undefined,
+          check: schema ? ajv.compile(rebase(preferComponents(schema, components))) : null,
+        };
+        op.responseChecks.set(key, entry);
       }
-      const check = op.responseChecks.get(key);
-      if (check === null && !(key in op.object.responses) && !op.object.responses.default) {
-        return [`status ${status} is not documented for ${op.operationId}`];
-      }
-      if (!check || check(body)) return [];
-      return describe(check.errors);
+      if (!entry.documented) return [`status ${status} is not documented for ${op.operationId}`];
+      if (!entry.check || entry.check(body)) return [];
+      return describe(entry.check.errors);
     },
 
     checkComponent(name, value) {
