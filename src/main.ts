@@ -17,6 +17,18 @@ import { systemClock, type Clock } from './lib/clock.js';
 import type { Logger } from './lib/logger.js';
 import { createMetrics } from './lib/metrics.js';
 import { version } from './lib/version.js';
+import {
+  artifactsDirectory,
+  createFileArtifactStore,
+  type ArtifactStore,
+} from './minions/artifact-store.js';
+import { createMaintenance, type Maintenance } from './minions/maintenance.js';
+import { createInProcessNotifier, createPostgresNotifier } from './minions/notifier.js';
+import { createMinionProtocol } from './minions/protocol.js';
+import { createReads } from './minions/reads.js';
+import { createRunSignals } from './minions/run-signals.js';
+import { withWakeUps } from './minions/wake-ups.js';
+import { createScheduler, type Scheduler } from './scheduler/scheduler.js';
 import { createWebApp } from './web/app.js';
 import type { AppEnv } from './web/env.js';
 
@@ -24,6 +36,10 @@ export type TowerDeps = {
   config: Config;
   logger: Logger;
   clock?: Clock;
+  /** Where artifact bytes go; by default files under `<dataDir>/artifacts/`. */
+  artifacts?: ArtifactStore;
+  /** How often the maintenance loop runs (lapsed leases, timeouts). */
+  maintenanceIntervalMs?: number;
 };
 
 export type RunningTower = {
@@ -52,6 +68,12 @@ export type Tower = {
   app: Hono<AppEnv>;
   /** Processes stored deliveries; absent without a GitHub App. */
   processor: DeliveryProcessor | undefined;
+  /** The scheduler with wake-ups: what changes jobs goes through it, so waiting claims hear of it. */
+  scheduler: Scheduler;
+  /** Lapsed leases and timeouts; startTower runs it periodically, tests call `tick()`. */
+  maintenance: Maintenance;
+  /** Stops the maintenance loop and the notifier; the database stays open. */
+  close(): Promise<void>;
 };
 
 /** Builds Tower on an open, migrated database, without listening. */
@@ -60,8 +82,38 @@ export async function createTower({
   logger,
   clock = systemClock,
   database,
+  artifacts = createFileArtifactStore(artifactsDirectory(config.dataDir)),
+  maintenanceIntervalMs,
 }: TowerDeps & { database: Database }): Promise<Tower> {
   const metrics = createMetrics();
+  const notifier =
+    database.kind === 'postgres'
+      ? createPostgresNotifier({ db: database.db, logger })
+      : createInProcessNotifier();
+  const scheduler = withWakeUps(createScheduler({ db: database.db, clock }), notifier);
+  const runSignals = createRunSignals();
+  const minions = createMinionProtocol({
+    db: database.db,
+    scheduler,
+    clock,
+    notifier,
+    artifacts,
+    runSignals,
+    registrationToken: config.minionToken,
+    publicUrl: config.publicUrl,
+  });
+  const reads = createReads({
+    db: database.db,
+    scheduler,
+    artifacts,
+    runSignals,
+    publicUrl: config.publicUrl,
+  });
+  const maintenance = createMaintenance({
+    scheduler,
+    logger,
+    ...(maintenanceIntervalMs === undefined ? {} : { intervalMs: maintenanceIntervalMs }),
+  });
   let processor: DeliveryProcessor | undefined;
   let webhooks: WebhookIntake | undefined;
   if (config.githubApp) {
@@ -99,8 +151,20 @@ export async function createTower({
         'Tower serves its API, but refuses webhooks until one is set',
     );
   }
-  const app = createWebApp({ version, database, metrics, webhooks, logger });
-  return { app, processor };
+  if (config.minionToken === undefined) {
+    logger.warn('No TOWER_MINION_TOKEN: minion registration is refused until one is set');
+  }
+  const app = createWebApp({ version, database, metrics, webhooks, minions, reads, logger });
+  return {
+    app,
+    processor,
+    scheduler,
+    maintenance,
+    async close() {
+      await maintenance.stop();
+      await notifier.close();
+    },
+  };
 }
 
 /** Opens the database, builds Tower, starts processing and listens. */
@@ -112,8 +176,9 @@ export async function startTower({
   const database = await openMigratedDatabase(config, logger);
   let server: ServerType;
   let processor: DeliveryProcessor | undefined;
+  let tower: Tower;
   try {
-    const tower = await createTower({ config, logger, clock, database });
+    tower = await createTower({ config, logger, clock, database });
     processor = tower.processor;
     server = await listen(tower.app.fetch, config.host, config.port);
   } catch (error) {
@@ -121,6 +186,7 @@ export async function startTower({
     throw error;
   }
   processor?.start();
+  tower.maintenance.start();
   const address = server.address() as AddressInfo;
   const url = `http://${formatHost(config.host)}:${address.port}`;
   logger.info({ url, publicUrl: config.publicUrl, version }, 'Tower is listening');
@@ -139,6 +205,7 @@ export async function startTower({
           if ('closeIdleConnections' in server) server.closeIdleConnections();
         });
         await processor?.stop();
+        await tower.close();
         await database.close();
         logger.info('stopped');
       })();

@@ -46,6 +46,7 @@ describe('loadConfig', () => {
         TOWER_PORT: '8080',
         TOWER_PUBLIC_URL: 'https://tower.example.com',
         TOWER_LOG_LEVEL: 'debug',
+        TOWER_MINION_TOKEN: 'registration-token-0123456789',
       },
       { cwd },
     );
@@ -58,6 +59,7 @@ describe('loadConfig', () => {
       port: 8080,
       publicUrl: 'https://tower.example.com',
       logLevel: 'debug',
+      minionToken: 'registration-token-0123456789',
     });
   });
 
@@ -83,6 +85,7 @@ describe('loadConfig', () => {
     ['DATABASE_URL', 'mysql://db/tower', 'must be a postgres:// or postgresql:// connection URL'],
     ['TOWER_GITHUB_API_URL', 'ftp://github', 'must be an http:// or https:// URL'],
     ['TOWER_PUBLIC_URL', 'not a url', 'must be an http:// or https:// URL'],
+    ['TOWER_MINION_TOKEN', 'short', 'must be at least 16 characters: a long random secret'],
   ])('names %s when it is %j', (variable, value, problem) => {
     expect(problems({ [variable]: value })).toEqual([{ variable, problem }]);
   });

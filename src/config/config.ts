@@ -42,6 +42,10 @@ export const EnvSchema = z.object({
     .default(3000),
   TOWER_PUBLIC_URL: HttpUrl.optional(),
   TOWER_LOG_LEVEL: LogLevelSchema.default('info'),
+  TOWER_MINION_TOKEN: z
+    .string()
+    .min(16, { error: 'must be at least 16 characters: a long random secret' })
+    .optional(),
 });
 
 export type GitHubAppConfig = {
@@ -64,6 +68,11 @@ export type Config = {
   port: number;
   publicUrl: string;
   logLevel: LogLevel;
+  /**
+   * The registration token minions present to register; absent, registration
+   * is refused. Optional so that configurations built in code may leave it out.
+   */
+  minionToken?: string | undefined;
 };
 
 export type LoadConfigOptions = {
@@ -106,6 +115,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     port: values.TOWER_PORT,
     publicUrl: values.TOWER_PUBLIC_URL ?? `http://localhost:${values.TOWER_PORT}`,
     logLevel: values.TOWER_LOG_LEVEL,
+    minionToken: values.TOWER_MINION_TOKEN,
   };
 }
 

@@ -2,8 +2,19 @@ import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { routePath } from 'hono/route';
 import { NotConfiguredError, TowerError, WebhookRejectedError } from '../lib/errors.js';
+import {
+  InvalidRequestError,
+  MinionForbiddenError,
+  MinionUnauthorizedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  RegistrationDisabledError,
+  RunConflictError,
+} from '../minions/errors.js';
 import type { AppEnv, WebDeps } from './env.js';
 import { healthRoutes } from './health.js';
+import { minionApiRoutes } from './minion-api.js';
+import { readApiRoutes } from './read-api.js';
 import { webhookRoutes } from './webhooks.js';
 
 export type { WebDeps } from './env.js';
@@ -24,6 +35,8 @@ export function createWebApp(deps: WebDeps): Hono<AppEnv> {
 
   app.route('/', healthRoutes);
   app.route('/', webhookRoutes);
+  app.route('/', minionApiRoutes);
+  app.route('/', readApiRoutes);
 
   app.notFound((c) =>
     c.json({ error: 'not_found', message: `No route for ${c.req.method} ${c.req.path}` }, 404),
@@ -36,6 +49,29 @@ export function createWebApp(deps: WebDeps): Hono<AppEnv> {
       return c.json({ error: 'webhook_rejected', message: error.message }, error.status);
     }
     if (error instanceof NotConfiguredError) {
+      return c.json({ error: 'not_configured', message: error.message }, 503);
+    }
+    if (error instanceof InvalidRequestError) {
+      return c.json({ error: 'invalid_request', message: error.message }, 400);
+    }
+    if (error instanceof MinionUnauthorizedError) {
+      return c.json({ error: 'unauthorized', message: error.message }, 401, {
+        'www-authenticate': 'Bearer',
+      });
+    }
+    if (error instanceof MinionForbiddenError) {
+      return c.json({ error: 'forbidden', message: error.message }, 403);
+    }
+    if (error instanceof NotFoundError) {
+      return c.json({ error: 'not_found', message: error.message }, 404);
+    }
+    if (error instanceof RunConflictError) {
+      return c.json({ error: error.code, message: error.message }, 409);
+    }
+    if (error instanceof PayloadTooLargeError) {
+      return c.json({ error: 'payload_too_large', message: error.message }, 413);
+    }
+    if (error instanceof RegistrationDisabledError) {
       return c.json({ error: 'not_configured', message: error.message }, 503);
     }
     if (error instanceof TowerError) {

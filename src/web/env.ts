@@ -1,6 +1,8 @@
 import type { WebhookIntake } from '../github/webhook-intake.js';
 import type { Logger } from '../lib/logger.js';
 import type { Metrics } from '../lib/metrics.js';
+import type { Minion, MinionProtocol } from '../minions/protocol.js';
+import type { Reads } from '../minions/reads.js';
 
 /** What the routes need, handed to them on `c.var.tower`. */
 export type WebDeps = {
@@ -9,7 +11,14 @@ export type WebDeps = {
   metrics: Metrics;
   /** Absent when no GitHub App is configured. */
   webhooks: WebhookIntake | undefined;
+  /** The minion protocol v1 (src/web/minion-api.ts). */
+  minions: MinionProtocol;
+  /** What the read API shows (src/web/read-api.ts). */
+  reads: Reads;
   logger: Logger;
 };
 
 export type AppEnv = { Variables: { tower: WebDeps } };
+
+/** Routes a minion calls with its credential: the authenticated minion is on `c.var.minion`. */
+export type MinionEnv = { Variables: { tower: WebDeps; minion: Minion } };

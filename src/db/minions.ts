@@ -1,0 +1,206 @@
+/**
+ * The minion protocol's storage: minions, log chunks, artifact rows, and the
+ * read-side views of runs that the protocol and the read API answer with.
+ * src/minions/ decides what to write; each function is one statement.
+ */
+import { and, asc, count, desc, eq, gt } from 'drizzle-orm';
+import type { JobSpec } from '../lib/graph-spec.js';
+import type { TowerDb } from './connection.js';
+import {
+  artifacts,
+  graphs,
+  jobDependencies,
+  jobs,
+  logChunks,
+  minions,
+  runs,
+  tagSets,
+} from './schema.js';
+
+export type MinionRow = typeof minions.$inferSelect;
+export type ArtifactRow = typeof artifacts.$inferSelect;
+export type LogChunkRow = Pick<typeof logChunks.$inferSelect, 'seq' | 'data'>;
+
+/** A run with what the protocol tells about it: its job, graph, commit and repository. */
+export type RunDetail = {
+  id: number;
+  jobId: number;
+  graphId: number;
+  label: string;
+  attempt: number;
+  cause: (typeof runs.$inferSelect)['cause'];
+  state: (typeof runs.$inferSelect)['state'];
+  result: (typeof runs.$inferSelect)['result'];
+  reason: string | null;
+  exitCode: number | null;
+  minionId: number | null;
+  leaseExpiresAt: Date | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  sha: string;
+  repositoryId: number;
+  job: JobSpec;
+};
+
+export function createMinionQueries(db: TowerDb) {
+  return {
+    async insertMinion(minion: {
+      name: string;
+      tags: string[];
+      trust: MinionRow['trust'];
+      credentialHash: string;
+      now: Date;
+    }): Promise<number> {
+      const [row] = await db
+        .insert(minions)
+        .values({
+          name: minion.name,
+          tags: minion.tags,
+          trust: minion.trust,
+          credentialHash: minion.credentialHash,
+          registeredAt: minion.now,
+        })
+        .returning({ id: minions.id });
+      return row!.id;
+    },
+
+    /** The minion holding this credential; marks it seen now. */
+    async touchMinionByCredential(hash: string, now: Date): Promise<MinionRow | undefined> {
+      const [row] = await db
+        .update(minions)
+        .set({ lastSeenAt: now })
+        .where(eq(minions.credentialHash, hash))
+        .returning();
+      return row;
+    },
+
+    async listMinions(): Promise<MinionRow[]> {
+      return db.select().from(minions).orderBy(asc(minions.id));
+    },
+
+    async runDetail(runId: number): Promise<RunDetail | undefined> {
+      const [row] = await db
+        .select({
+          id: runs.id,
+          jobId: runs.jobId,
+          graphId: jobs.graphId,
+          label: jobs.label,
+          attempt: runs.attempt,
+          cause: runs.cause,
+          state: runs.state,
+          result: runs.result,
+          reason: runs.reason,
+          exitCode: runs.exitCode,
+          minionId: runs.minionId,
+          leaseExpiresAt: runs.leaseExpiresAt,
+          createdAt: runs.createdAt,
+          startedAt: runs.startedAt,
+          finishedAt: runs.finishedAt,
+          sha: graphs.sha,
+          repositoryId: graphs.repositoryId,
+          job: jobs.definition,
+        })
+        .from(runs)
+        .innerJoin(jobs, eq(jobs.id, runs.jobId))
+        .innerJoin(graphs, eq(graphs.id, jobs.graphId))
+        .where(eq(runs.id, runId));
+      return row;
+    },
+
+    /** Whether the run is running on this minion: logs and artifacts are taken only then. */
+    async isRunningOn(runId: number, minionId: number): Promise<boolean> {
+      const rows = await db
+        .select({ id: runs.id })
+        .from(runs)
+        .where(and(eq(runs.id, runId), eq(runs.minionId, minionId), eq(runs.state, 'running')));
+      return rows.length === 1;
+    },
+
+    /** For each upstream of the job: its latest finished run. Upstreams without one are left out. */
+    async upstreamRuns(jobId: number): Promise<{ label: string; runId: number }[]> {
+      return db
+        .selectDistinctOn([jobDependencies.dependsOnJobId], {
+          label: jobs.label,
+          runId: runs.id,
+        })
+        .from(jobDependencies)
+        .innerJoin(jobs, eq(jobs.id, jobDependencies.dependsOnJobId))
+        .innerJoin(runs, and(eq(runs.jobId, jobs.id), eq(runs.state, 'done')))
+        .where(eq(jobDependencies.jobId, jobId))
+        .orderBy(jobDependencies.dependsOnJobId, desc(runs.attempt));
+    },
+
+    /** Stores a chunk once: a repeated sequence number is ignored. */
+    async insertLogChunk(runId: number, seq: number, data: string, now: Date): Promise<void> {
+      await db
+        .insert(logChunks)
+        .values({ runId, seq, data, createdAt: now })
+        .onConflictDoNothing({ target: [logChunks.runId, logChunks.seq] });
+    },
+
+    /** The run's chunks after `afterSeq`, in order. */
+    async logChunks(runId: number, afterSeq = -1): Promise<LogChunkRow[]> {
+      return db
+        .select({ seq: logChunks.seq, data: logChunks.data })
+        .from(logChunks)
+        .where(and(eq(logChunks.runId, runId), gt(logChunks.seq, afterSeq)))
+        .orderBy(asc(logChunks.seq));
+    },
+
+    /** A second upload of a name replaces the first. */
+    async upsertArtifact(artifact: {
+      runId: number;
+      name: string;
+      size: number;
+      sha256: string;
+      contentType: string;
+      storageKey: string;
+      now: Date;
+    }): Promise<void> {
+      const { now, ...values } = artifact;
+      await db
+        .insert(artifacts)
+        .values({ ...values, createdAt: now })
+        .onConflictDoUpdate({
+          target: [artifacts.runId, artifacts.name],
+          set: {
+            size: values.size,
+            sha256: values.sha256,
+            contentType: values.contentType,
+            storageKey: values.storageKey,
+            createdAt: now,
+          },
+        });
+    },
+
+    async artifact(runId: number, name: string): Promise<ArtifactRow | undefined> {
+      const [row] = await db
+        .select()
+        .from(artifacts)
+        .where(and(eq(artifacts.runId, runId), eq(artifacts.name, name)));
+      return row;
+    },
+
+    async artifactsOfRun(runId: number): Promise<ArtifactRow[]> {
+      return db
+        .select()
+        .from(artifacts)
+        .where(eq(artifacts.runId, runId))
+        .orderBy(asc(artifacts.name));
+    },
+
+    /** Pending command jobs per tag set. */
+    async pendingByTagSet(): Promise<{ tags: string[]; pending: number }[]> {
+      return db
+        .select({ tags: tagSets.tags, pending: count(jobs.id) })
+        .from(jobs)
+        .innerJoin(tagSets, eq(tagSets.id, jobs.tagSetId))
+        .where(and(eq(jobs.state, 'pending'), eq(jobs.kind, 'command')))
+        .groupBy(tagSets.id, tagSets.tags, tagSets.key)
+        .orderBy(asc(tagSets.key));
+    },
+  };
+}
+
+export type MinionQueries = ReturnType<typeof createMinionQueries>;

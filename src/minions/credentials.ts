@@ -1,0 +1,21 @@
+/** Minion credentials: random bearer secrets of which only a hash is stored. */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export const CREDENTIAL_PREFIX = 'tmc_';
+
+/** `tmc_` + 32 random bytes, base64url. */
+export function newCredential(): string {
+  return CREDENTIAL_PREFIX + randomBytes(32).toString('base64url');
+}
+
+/** What the minions table stores: the SHA-256 of the credential, hex. */
+export function credentialHash(credential: string): string {
+  return createHash('sha256').update(credential).digest('hex');
+}
+
+/** Compares two secrets in constant time; hashing first makes the lengths equal. */
+export function sameSecret(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}

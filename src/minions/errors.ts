@@ -1,0 +1,56 @@
+/**
+ * The minion protocol's typed errors; src/web/app.ts maps each to its HTTP
+ * status in one place.
+ */
+import { TowerError } from '../lib/errors.js';
+
+/** A request body, parameter or header is not what the protocol expects; the message names it. */
+export class InvalidRequestError extends TowerError {
+  override readonly name = 'InvalidRequestError';
+}
+
+/** No credential, or one that no minion holds (or a wrong registration token). */
+export class MinionUnauthorizedError extends TowerError {
+  override readonly name = 'MinionUnauthorizedError';
+}
+
+/** The minion is known, but quarantined or retired. */
+export class MinionForbiddenError extends TowerError {
+  override readonly name = 'MinionForbiddenError';
+  constructor(
+    readonly minionId: number,
+    readonly state: string,
+  ) {
+    super(`Minion ${minionId} is ${state} and may not take part in dispatch`);
+  }
+}
+
+/** Registration needs TOWER_MINION_TOKEN, which is not set. */
+export class RegistrationDisabledError extends TowerError {
+  override readonly name = 'RegistrationDisabledError';
+}
+
+/**
+ * The run is not this minion's running run. `stop`: the minion should stop
+ * working on it (a heartbeat's answer); `conflict`: the request is refused.
+ */
+export class RunConflictError extends TowerError {
+  override readonly name = 'RunConflictError';
+  constructor(
+    readonly code: 'stop' | 'conflict',
+    readonly runId: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** No such graph, run, artifact or manifest. */
+export class NotFoundError extends TowerError {
+  override readonly name = 'NotFoundError';
+}
+
+/** A body over its limit (artifacts: 100 MiB). */
+export class PayloadTooLargeError extends TowerError {
+  override readonly name = 'PayloadTooLargeError';
+}

@@ -1,0 +1,320 @@
+/**
+ * The minion protocol v1 as domain functions (docs/api.md): register, claim
+ * (long-poll), heartbeat, logs, artifacts, report. src/web/minion-api.ts
+ * parses requests and calls these; every refusal is a typed error.
+ */
+import { createHash } from 'node:crypto';
+import type { TowerDb } from '../db/connection.js';
+import { createMinionQueries, type MinionRow } from '../db/minions.js';
+import type { Clock } from '../lib/clock.js';
+import type { JobSpec } from '../lib/graph-spec.js';
+import type { Claim, Scheduler } from '../scheduler/scheduler.js';
+import type { ArtifactStore } from './artifact-store.js';
+import { CREDENTIAL_PREFIX, credentialHash, newCredential, sameSecret } from './credentials.js';
+import {
+  InvalidRequestError,
+  MinionForbiddenError,
+  MinionUnauthorizedError,
+  PayloadTooLargeError,
+  RegistrationDisabledError,
+  RunConflictError,
+} from './errors.js';
+import type { Notifier } from './notifier.js';
+import type { RunSignals } from './run-signals.js';
+import {
+  ArtifactName,
+  DEFAULT_LEASE_SECONDS,
+  MAX_ARTIFACT_BYTES,
+  describeIssues,
+  type ClaimRequest,
+  type HeartbeatRequest,
+  type LogChunk,
+  type RegisterRequest,
+  type ReportRequest,
+} from './schemas.js';
+import { createUrls, type ArtifactEntry } from './urls.js';
+
+export type Minion = Pick<MinionRow, 'id' | 'name' | 'tags' | 'trust'>;
+
+export type ClaimedRun = {
+  runId: number;
+  jobId: number;
+  graphId: number;
+  label: string;
+  attempt: number;
+  cause: Claim['cause'];
+  leaseSeconds: number;
+  job: JobSpec;
+  sha: string;
+  repositoryId: number;
+  upstream: { label: string; runId: number; manifestUrl: string }[];
+};
+
+export type MinionProtocolDeps = {
+  db: TowerDb;
+  /** With wake-ups (withWakeUps), so that a report wakes the claims its downstream jobs wait for. */
+  scheduler: Scheduler;
+  clock: Clock;
+  notifier: Notifier;
+  artifacts: ArtifactStore;
+  runSignals: RunSignals;
+  /** TOWER_MINION_TOKEN; registration is refused without it. */
+  registrationToken: string | undefined;
+  publicUrl: string;
+  leaseSeconds?: number;
+};
+
+export function createMinionProtocol(deps: MinionProtocolDeps) {
+  const queries = createMinionQueries(deps.db);
+  const urls = createUrls(deps.publicUrl);
+  const leaseSeconds = deps.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
+
+  /** Throws unless the run is running on this minion: logs and artifacts are taken only then. */
+  async function requireRunning(minion: Minion, runId: number, what: string) {
+    if (!(await queries.isRunningOn(runId, minion.id))) {
+      throw new RunConflictError(
+        'conflict',
+        runId,
+        `Run ${runId} is not running on minion ${minion.id}; its ${what} is refused`,
+      );
+    }
+  }
+
+  async function describeClaim(claim: Claim): Promise<ClaimedRun> {
+    const detail = (await queries.runDetail(claim.runId))!;
+    const upstream = await queries.upstreamRuns(claim.jobId);
+    return {
+      runId: claim.runId,
+      jobId: claim.jobId,
+      graphId: claim.graphId,
+      label: claim.label,
+      attempt: claim.attempt,
+      cause: claim.cause,
+      leaseSeconds,
+      job: claim.job,
+      sha: detail.sha,
+      repositoryId: detail.repositoryId,
+      upstream: upstream.map((up) => ({ ...up, manifestUrl: urls.manifest(up.runId) })),
+    };
+  }
+
+  /** Throws unless registration is enabled and the token is the registration token. */
+  function authorizeRegistration(token: string | undefined): void {
+    if (deps.registrationToken === undefined) {
+      throw new RegistrationDisabledError(
+        'Minion registration is disabled on this Tower: set TOWER_MINION_TOKEN to the registration token',
+      );
+    }
+    if (token === undefined || !sameSecret(token, deps.registrationToken)) {
+      throw new MinionUnauthorizedError(
+        'Registration needs Authorization: Bearer <registration token>, the value of TOWER_MINION_TOKEN',
+      );
+    }
+  }
+
+  return {
+    authorizeRegistration,
+
+    /** A new minion with a new credential; names are labels, so a name may repeat. */
+    async register(
+      token: string | undefined,
+      request: RegisterRequest,
+    ): Promise<{ minionId: number; credential: string }> {
+      authorizeRegistration(token);
+      const credential = newCredential();
+      const minionId = await queries.insertMinion({
+        name: request.name,
+        tags: [...new Set(request.tags)].sort(),
+        trust: request.trust,
+        credentialHash: credentialHash(credential),
+        now: deps.clock.now(),
+      });
+      return { minionId, credential };
+    },
+
+    /** The minion holding the credential, marked as seen. */
+    async authenticate(token: string | undefined): Promise<Minion> {
+      if (token === undefined) {
+        throw new MinionUnauthorizedError('Missing Authorization: Bearer <minion credential>');
+      }
+      const row = token.startsWith(CREDENTIAL_PREFIX)
+        ? await queries.touchMinionByCredential(credentialHash(token), deps.clock.now())
+        : undefined;
+      if (!row) throw new MinionUnauthorizedError('Unknown minion credential');
+      if (row.state !== 'active') throw new MinionForbiddenError(row.id, row.state);
+      return { id: row.id, name: row.name, tags: row.tags, trust: row.trust };
+    },
+
+    /**
+     * The best job for the minion now, or the first that becomes claimable
+     * within `waitSeconds`; undefined when none does (or `signal` aborts).
+     * The wait is wall-clock time and sleeps until a notification: each one
+     * costs a waiter one more claim attempt, never a loop. A minion that
+     * hangs up after its claim succeeded loses the run with its lease.
+     */
+    async claim(
+      minion: Minion,
+      request: ClaimRequest,
+      signal?: AbortSignal,
+    ): Promise<ClaimedRun | undefined> {
+      const attempt = async () => {
+        const claim = await deps.scheduler.claim({
+          minionId: minion.id,
+          tags: minion.tags,
+          leaseMs: leaseSeconds * 1000,
+        });
+        return claim && describeClaim(claim);
+      };
+      if (request.waitSeconds === 0) return attempt();
+
+      const deadline = Date.now() + request.waitSeconds * 1000;
+      let woken = false;
+      let wake: (() => void) | undefined;
+      // Subscribed before the first attempt: a job made claimable during it still wakes us.
+      const unsubscribe = await deps.notifier.subscribe(() => {
+        woken = true;
+        wake?.();
+      });
+      try {
+        for (;;) {
+          woken = false;
+          const claimed = await attempt();
+          if (claimed) return claimed;
+          const remaining = deadline - Date.now();
+          // A steady stream of notifications for other tag sets still ends at the deadline.
+          if (remaining <= 0 || signal?.aborted) return undefined;
+          if (woken) continue;
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              clearTimeout(timer);
+              signal?.removeEventListener('abort', done);
+              wake = undefined;
+              resolve();
+            };
+            const timer = setTimeout(done, remaining);
+            signal?.addEventListener('abort', done);
+            wake = done;
+          });
+          if (!woken) return undefined;
+        }
+      } finally {
+        unsubscribe();
+      }
+    },
+
+    async heartbeat(
+      minion: Minion,
+      runId: number,
+      request: HeartbeatRequest,
+    ): Promise<{ leaseExpiresAt: Date }> {
+      const leaseMs = request.leaseSeconds * 1000;
+      const outcome = await deps.scheduler.heartbeat({ runId, minionId: minion.id, leaseMs });
+      if (outcome === 'stop') {
+        throw new RunConflictError(
+          'stop',
+          runId,
+          `Stop run ${runId}: it is not running on minion ${minion.id} any more`,
+        );
+      }
+      return { leaseExpiresAt: new Date(deps.clock.now().getTime() + leaseMs) };
+    },
+
+    /** Stores a chunk once per sequence number; the idle timeout counts from now. */
+    async appendLog(minion: Minion, runId: number, chunk: LogChunk): Promise<void> {
+      const outcome = await deps.scheduler.touchOutput({ runId, minionId: minion.id });
+      if (outcome === 'stop') {
+        throw new RunConflictError(
+          'conflict',
+          runId,
+          `Run ${runId} is not running on minion ${minion.id}; its log is refused`,
+        );
+      }
+      await queries.insertLogChunk(runId, chunk.seq, chunk.data, deps.clock.now());
+      deps.runSignals.emit(runId);
+    },
+
+    /** Streams the bytes to the store, at most 100 MiB, and records the artifact. */
+    async putArtifact(
+      minion: Minion,
+      runId: number,
+      upload: {
+        name: string;
+        contentType: string | undefined;
+        /** The Content-Length header, when there is one: a large body is refused before it is read. */
+        declaredLength: number | undefined;
+        body: ReadableStream<Uint8Array> | null;
+      },
+    ): Promise<ArtifactEntry> {
+      const parsed = ArtifactName.safeParse(upload.name);
+      if (!parsed.success)
+        throw new InvalidRequestError(describeIssues(parsed.error.issues, 'name'));
+      const name = parsed.data;
+      const tooLarge = () =>
+        new PayloadTooLargeError(
+          `Artifact ${name} is larger than ${MAX_ARTIFACT_BYTES} bytes (100 MiB)`,
+        );
+      if (upload.declaredLength !== undefined && upload.declaredLength > MAX_ARTIFACT_BYTES) {
+        throw tooLarge();
+      }
+      const contentType = upload.contentType?.trim() || 'application/octet-stream';
+      if (contentType.length > 255) {
+        throw new InvalidRequestError('content-type: must be at most 255 characters');
+      }
+      await requireRunning(minion, runId, 'artifact');
+      let received = 0;
+      const limit = new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          received += chunk.byteLength;
+          if (received > MAX_ARTIFACT_BYTES) controller.error(tooLarge());
+          else controller.enqueue(chunk);
+        },
+      });
+      const body = (upload.body ?? new Blob([]).stream()).pipeThrough(limit);
+      // One key per run and name: uploading a name again replaces its bytes.
+      const storageKey = `runs/${runId}/${createHash('sha256').update(name).digest('hex')}`;
+      const stored = await deps.artifacts.put(storageKey, body);
+      await queries.upsertArtifact({
+        runId,
+        name,
+        size: stored.size,
+        sha256: stored.sha256,
+        contentType,
+        storageKey,
+        now: deps.clock.now(),
+      });
+      return {
+        name,
+        size: stored.size,
+        sha256: stored.sha256,
+        contentType,
+        url: urls.artifact(runId, name),
+      };
+    },
+
+    /** Ends the run with the minion's result; the graph moves on, waiting claims wake. */
+    async report(
+      minion: Minion,
+      runId: number,
+      request: ReportRequest,
+    ): Promise<{ manifestUrl: string }> {
+      const outcome = await deps.scheduler.finishRun({
+        runId,
+        minionId: minion.id,
+        result: request.result,
+        reason: request.reason ?? null,
+        exitCode: request.exitCode ?? null,
+      });
+      if (outcome === 'refused') {
+        throw new RunConflictError(
+          'conflict',
+          runId,
+          `Run ${runId} is not running on minion ${minion.id}; its report is refused`,
+        );
+      }
+      deps.runSignals.emit(runId);
+      return { manifestUrl: urls.manifest(runId) };
+    },
+  };
+}
+
+export type MinionProtocol = ReturnType<typeof createMinionProtocol>;

@@ -1,0 +1,167 @@
+/**
+ * What the read API shows (docs/api.md): graphs, runs, artifact manifests,
+ * artifacts, logs (also followed as they grow), minions and the queue.
+ */
+import type { TowerDb } from '../db/connection.js';
+import { createMinionQueries, type RunDetail } from '../db/minions.js';
+import type { JobResult } from '../lib/graph-spec.js';
+import type { GraphStatus, Scheduler } from '../scheduler/scheduler.js';
+import type { ArtifactStore } from './artifact-store.js';
+import { NotFoundError } from './errors.js';
+import type { RunSignals } from './run-signals.js';
+import { createUrls, type ArtifactEntry } from './urls.js';
+
+/** The artifact manifest of a run, format version 1. */
+export type ArtifactManifest = {
+  version: 1;
+  runId: number;
+  jobId: number;
+  label: string;
+  /** null while the run has not ended. */
+  result: JobResult | null;
+  artifacts: ArtifactEntry[];
+};
+
+export type RunView = RunDetail & { manifestUrl: string; logUrl: string };
+
+export type MinionView = {
+  id: number;
+  name: string;
+  tags: string[];
+  trust: string;
+  state: string;
+  registeredAt: Date;
+  lastSeenAt: Date | null;
+};
+
+/** How often a follower looks for output that another replica took. */
+const FOLLOW_POLL_MS = 1000;
+
+export function createReads(deps: {
+  db: TowerDb;
+  scheduler: Pick<Scheduler, 'graphStatus'>;
+  artifacts: ArtifactStore;
+  runSignals: RunSignals;
+  publicUrl: string;
+}) {
+  const queries = createMinionQueries(deps.db);
+  const urls = createUrls(deps.publicUrl);
+
+  async function runDetail(runId: number): Promise<RunDetail> {
+    const detail = await queries.runDetail(runId);
+    if (!detail) throw new NotFoundError(`No run ${runId}`);
+    return detail;
+  }
+
+  return {
+    async graph(graphId: number): Promise<GraphStatus> {
+      const status = await deps.scheduler.graphStatus({ graphId });
+      if (!status) throw new NotFoundError(`No graph ${graphId}`);
+      return status;
+    },
+
+    async run(runId: number): Promise<RunView> {
+      const detail = await runDetail(runId);
+      return { ...detail, manifestUrl: urls.manifest(runId), logUrl: urls.log(runId) };
+    },
+
+    async manifest(runId: number): Promise<ArtifactManifest> {
+      const detail = await runDetail(runId);
+      const rows = await queries.artifactsOfRun(runId);
+      return {
+        version: 1,
+        runId,
+        jobId: detail.jobId,
+        label: detail.label,
+        result: detail.result,
+        artifacts: rows.map((row) => ({
+          name: row.name,
+          size: row.size,
+          sha256: row.sha256,
+          contentType: row.contentType,
+          url: urls.artifact(runId, row.name),
+        })),
+      };
+    },
+
+    async artifact(
+      runId: number,
+      name: string,
+    ): Promise<{ contentType: string; size: number; body: ReadableStream<Uint8Array> }> {
+      const row = await queries.artifact(runId, name);
+      const body = row && (await deps.artifacts.get(row.storageKey));
+      if (!row || !body) throw new NotFoundError(`Run ${runId} has no artifact ${name}`);
+      return { contentType: row.contentType, size: row.size, body };
+    },
+
+    /** The whole log: every chunk in sequence order. */
+    async log(runId: number): Promise<string> {
+      await runDetail(runId);
+      return (await queries.logChunks(runId)).map((chunk) => chunk.data).join('');
+    },
+
+    /**
+     * The chunks there are, then new ones as they arrive, until the run is
+     * done (or `signal` aborts). Chunks arriving out of order behind one
+     * already sent are in the full log, not in the stream.
+     */
+    async *followLog(
+      runId: number,
+      signal?: AbortSignal,
+    ): AsyncGenerator<{ seq: number; data: string }, void> {
+      await runDetail(runId);
+      let signalled = false;
+      let wake: (() => void) | undefined;
+      const unsubscribe = deps.runSignals.subscribe(runId, () => {
+        signalled = true;
+        wake?.();
+      });
+      try {
+        let last = -1;
+        for (;;) {
+          signalled = false;
+          // The state is read before the chunks: a run done then has all its chunks already.
+          const done = (await runDetail(runId)).state === 'done';
+          for (const chunk of await queries.logChunks(runId, last)) {
+            last = chunk.seq;
+            yield chunk;
+          }
+          if (done || signal?.aborted) return;
+          if (signalled) continue;
+          await new Promise<void>((resolve) => {
+            const finish = () => {
+              clearTimeout(timer);
+              signal?.removeEventListener('abort', finish);
+              wake = undefined;
+              resolve();
+            };
+            const timer = setTimeout(finish, FOLLOW_POLL_MS);
+            signal?.addEventListener('abort', finish);
+            wake = finish;
+          });
+        }
+      } finally {
+        unsubscribe();
+      }
+    },
+
+    async minions(): Promise<MinionView[]> {
+      return (await queries.listMinions()).map((row) => ({
+        id: row.id,
+        name: row.name,
+        tags: row.tags,
+        trust: row.trust,
+        state: row.state,
+        registeredAt: row.registeredAt,
+        lastSeenAt: row.lastSeenAt,
+      }));
+    },
+
+    /** Pending command jobs counted by tag set. */
+    async queue(): Promise<{ tags: string[]; pending: number }[]> {
+      return queries.pendingByTagSet();
+    },
+  };
+}
+
+export type Reads = ReturnType<typeof createReads>;

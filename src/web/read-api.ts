@@ -1,0 +1,51 @@
+/**
+ * The read API v1 (docs/api.md): graphs, runs, manifests, artifacts, logs
+ * (followed as server-sent events), minions and the queue. No
+ * authentication yet; a later issue adds it.
+ */
+import { Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import type { AppEnv } from './env.js';
+import { idParam } from './requests.js';
+
+export const readApiRoutes = new Hono<AppEnv>()
+  .get('/api/v1/graphs/:id', async (c) => c.json(await c.var.tower.reads.graph(idParam(c, 'id'))))
+  .get('/api/v1/runs/:id', async (c) => c.json(await c.var.tower.reads.run(idParam(c, 'id'))))
+  .get('/api/v1/runs/:id/manifest', async (c) =>
+    c.json(await c.var.tower.reads.manifest(idParam(c, 'id'))),
+  )
+  .get('/api/v1/runs/:id/artifacts/:name{.+}', async (c) => {
+    const artifact = await c.var.tower.reads.artifact(idParam(c, 'id'), c.req.param('name'));
+    return c.body(artifact.body, 200, {
+      'content-type': artifact.contentType,
+      'content-length': String(artifact.size),
+      // A minion chooses the content type: an HTML artifact must not run as Tower's own page.
+      'content-security-policy': 'sandbox',
+      'x-content-type-options': 'nosniff',
+    });
+  })
+  .get('/api/v1/runs/:id/log', async (c) => {
+    const { reads } = c.var.tower;
+    const runId = idParam(c, 'id');
+    const follow = c.req.query('follow');
+    if (follow === undefined || follow === '0' || follow === 'false') {
+      return c.text(await reads.log(runId));
+    }
+    // Unknown runs are a 404 before the stream starts.
+    await reads.run(runId);
+    return streamSSE(c, async (stream) => {
+      const aborted = new AbortController();
+      stream.onAbort(() => aborted.abort());
+      for await (const chunk of reads.followLog(runId, aborted.signal)) {
+        await stream.writeSSE({ event: 'log', id: String(chunk.seq), data: JSON.stringify(chunk) });
+      }
+      if (aborted.signal.aborted) return;
+      const run = await reads.run(runId);
+      await stream.writeSSE({
+        event: 'end',
+        data: JSON.stringify({ state: run.state, result: run.result, reason: run.reason }),
+      });
+    });
+  })
+  .get('/api/v1/minions', async (c) => c.json({ minions: await c.var.tower.reads.minions() }))
+  .get('/api/v1/queue', async (c) => c.json({ queue: await c.var.tower.reads.queue() }));
