@@ -6,67 +6,13 @@ import type { Sql } from 'postgres';
 import type { TowerDb } from '../src/db/connection.js';
 import * as schema from '../src/db/schema.js';
 import { events, installations, minions, repositories } from '../src/db/schema.js';
-import {
-  GRAPH_SPEC_VERSION,
-  defaultCondition,
-  finishedResults,
-  jobResults,
-  type DependencySpec,
-  type GraphSpec,
-  type JobResult,
-  type JobSpec,
-} from '../src/lib/graph-spec.js';
+import { GRAPH_SPEC_VERSION, type GraphSpec, type JobSpec } from '../src/lib/graph-spec.js';
 import { createScheduler, type Scheduler } from '../src/scheduler/scheduler.js';
 import { backends, type TestDatabase } from './support/databases.js';
+import { job } from './support/graph-specs.js';
 
 // ---------------------------------------------------------------------------
 // Builders
-
-type Needs = string[] | Record<string, JobResult[] | 'finished' | 'any'>;
-
-function dependencies(needs: Needs | undefined): DependencySpec[] {
-  if (!needs) return [];
-  if (Array.isArray(needs)) return needs.map((job) => ({ job, results: [...defaultCondition] }));
-  return Object.entries(needs).map(([job, condition]) => ({
-    job,
-    results:
-      condition === 'finished'
-        ? [...finishedResults]
-        : condition === 'any'
-          ? [...jobResults]
-          : condition,
-  }));
-}
-
-/** A job; command jobs require the test's own tag unless told otherwise, so tests do not share work. */
-function job(label: string, options: Partial<JobSpec> & { needs?: Needs } = {}): JobSpec {
-  const { needs, ...rest } = options;
-  const kind = rest.kind ?? 'command';
-  return {
-    label,
-    kind,
-    inactive: false,
-    filtered: false,
-    requires: [],
-    priority: 0,
-    retries: 0,
-    maxRuntime: null,
-    idleTimeout: null,
-    requestTimeout: null,
-    dependencies: dependencies(needs),
-    command: kind === 'command' ? `make ${label}` : null,
-    env: {},
-    artifacts: [],
-    chunk: null,
-    dummy: kind === 'dummy' ? { result: null } : null,
-    breakpoint: kind === 'breakpoint' ? { approvers: ['team:qa'] } : null,
-    timer: kind === 'timer' ? { delaySeconds: 60, at: null } : null,
-    notify: kind === 'notify' ? { comment: 'hello', webhook: null } : null,
-    trigger: kind === 'trigger' ? { cluster: 'big-farm', graph: 'full' } : null,
-    source: { file: '.tower/tower.yml', line: 1, column: 1 },
-    ...rest,
-  };
-}
 
 function graphSpec(name: string, jobs: JobSpec[]): GraphSpec {
   return {
