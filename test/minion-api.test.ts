@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { events, installations, logChunks, minions, repositories } from '../src/db/schema.js';
+import { logChunks, minions } from '../src/db/schema.js';
 import { GRAPH_SPEC_VERSION, type GraphSpec, type JobSpec } from '../src/lib/graph-spec.js';
 import { createLogger } from '../src/lib/logger.js';
 import { createTower, type Tower } from '../src/main.js';
@@ -12,6 +12,7 @@ import { createFileArtifactStore } from '../src/minions/artifact-store.js';
 import type { ClaimedRun } from '../src/minions/protocol.js';
 import { inProcessConfig } from './support/config.js';
 import { backends, type TestDatabase } from './support/databases.js';
+import { insertEvent, insertRepositoryFixture } from './support/fixtures.js';
 import { job } from './support/graph-specs.js';
 
 const TOKEN = 'registration-token-0123456789';
@@ -55,7 +56,6 @@ describe.each(backends())('minion API on $name', (backend) => {
   let tower: Tower;
   let artifactsDir: string;
   const clock = manualClock(new Date());
-  let eventCounter = 0;
   let tagCounter = 0;
   const graphsOfTest: number[] = [];
 
@@ -69,15 +69,7 @@ describe.each(backends())('minion API on $name', (backend) => {
       database,
       artifacts: createFileArtifactStore(artifactsDir),
     });
-    await database.db.insert(installations).values({
-      id: 1,
-      accountLogin: 'octo-org',
-      accountId: 7,
-      accountType: 'Organization',
-    });
-    await database.db
-      .insert(repositories)
-      .values({ id: 10, installationId: 1, fullName: 'octo-org/app' });
+    await insertRepositoryFixture(database.db);
   });
   afterAll(async () => {
     await tower.close();
@@ -109,19 +101,7 @@ describe.each(backends())('minion API on $name', (backend) => {
     return (await response.json()) as { minionId: number; credential: string };
   }
 
-  async function newEvent(): Promise<number> {
-    const [row] = await database.db
-      .insert(events)
-      .values({
-        repositoryId: 10,
-        type: 'push',
-        dedupKey: `minion-api-${++eventCounter}`,
-        sha: 'b'.repeat(40),
-        payload: {},
-      })
-      .returning({ id: events.id });
-    return row!.id;
-  }
+  const newEvent = () => insertEvent(database.db, 'b'.repeat(40));
 
   async function createGraph(jobs: JobSpec[]) {
     const created = await tower.scheduler.createGraph({

@@ -5,10 +5,11 @@ import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import type { Sql } from 'postgres';
 import type { TowerDb } from '../src/db/connection.js';
 import * as schema from '../src/db/schema.js';
-import { events, installations, minions, repositories } from '../src/db/schema.js';
+import { minions } from '../src/db/schema.js';
 import { GRAPH_SPEC_VERSION, type GraphSpec, type JobSpec } from '../src/lib/graph-spec.js';
 import { createScheduler, type Scheduler } from '../src/scheduler/scheduler.js';
 import { backends, type TestDatabase } from './support/databases.js';
+import { insertEvent, insertRepositoryFixture } from './support/fixtures.js';
 import { job } from './support/graph-specs.js';
 
 // ---------------------------------------------------------------------------
@@ -54,7 +55,6 @@ describe.each(backends())('scheduler on $name', (backend) => {
   let database: TestDatabase;
   let scheduler: Scheduler;
   const clock = manualClock(new Date('2026-01-01T00:00:00Z'));
-  let eventCounter = 0;
   let minionCounter = 0;
   let tagCounter = 0;
   const graphsOfTest: number[] = [];
@@ -62,15 +62,7 @@ describe.each(backends())('scheduler on $name', (backend) => {
   beforeAll(async () => {
     database = await backend.open();
     scheduler = createScheduler({ db: database.db, clock });
-    await database.db.insert(installations).values({
-      id: 1,
-      accountLogin: 'octo-org',
-      accountId: 7,
-      accountType: 'Organization',
-    });
-    await database.db
-      .insert(repositories)
-      .values({ id: 10, installationId: 1, fullName: 'octo-org/app' });
+    await insertRepositoryFixture(database.db);
   });
   afterAll(async () => {
     await database.dispose();
@@ -80,19 +72,7 @@ describe.each(backends())('scheduler on $name', (backend) => {
     for (const graphId of graphsOfTest.splice(0)) await scheduler.cancel({ graphId });
   });
 
-  async function newEvent(): Promise<number> {
-    const [row] = await database.db
-      .insert(events)
-      .values({
-        repositoryId: 10,
-        type: 'push',
-        dedupKey: `push-${++eventCounter}`,
-        sha: 'a'.repeat(40),
-        payload: {},
-      })
-      .returning({ id: events.id });
-    return row!.id;
-  }
+  const newEvent = () => insertEvent(database.db);
 
   async function newMinion(tags: string[]): Promise<{ id: number; tags: string[] }> {
     const n = ++minionCounter;
