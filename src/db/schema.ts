@@ -130,6 +130,8 @@ export const graphs = pgTable(
     trust: text('trust', { enum: ['trusted', 'untrusted'] })
       .notNull()
       .default('trusted'),
+    /** Built for a protected branch: restricted minions take only such graphs' named jobs. */
+    protectedBranch: boolean('protected_branch').notNull().default(false),
     state: text('state', { enum: ['running', 'done'] })
       .notNull()
       .default('running'),
@@ -192,6 +194,10 @@ export const jobs = pgTable(
     pendingSince: ts('pending_since'),
     /** A pending job still pending at this time ends with its request timeout. */
     requestDeadline: ts('request_deadline'),
+    /** A pending timer job fires at this time. */
+    dueAt: ts('due_at'),
+    /** A chunk materialised from a range job: the range job it belongs to. */
+    parentJobId: bigint('parent_job_id', { mode: 'number' }),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -206,6 +212,12 @@ export const jobs = pgTable(
     index('jobs_request_deadline_idx')
       .on(t.requestDeadline)
       .where(sql`${t.state} = 'pending'`),
+    index('jobs_due_idx')
+      .on(t.dueAt)
+      .where(sql`${t.state} = 'pending'`),
+    index('jobs_parent_idx')
+      .on(t.parentJobId)
+      .where(sql`${t.parentJobId} is not null`),
   ],
 );
 
@@ -237,10 +249,13 @@ export const minions = pgTable('minions', {
     .default('trusted'),
   /** The minion's credential, hashed; the secret itself is never stored. */
   credentialHash: text('credential_hash').notNull().unique(),
+  /** Restricted minions: the job labels they accept (from protected branches only). */
+  jobLabels: text('job_labels').array(),
   state: text('state', { enum: ['active', 'quarantined', 'retired'] })
     .notNull()
     .default('active'),
   consecutiveExceptions: integer('consecutive_exceptions').notNull().default(0),
+  quarantinedAt: ts('quarantined_at'),
   registeredAt: ts('registered_at').notNull().defaultNow(),
   lastSeenAt: ts('last_seen_at'),
 });
@@ -284,6 +299,36 @@ export const runs = pgTable(
       .on(t.idleDeadline)
       .where(sql`${t.state} = 'running'`),
   ],
+);
+
+/** The minion that last ran a job of a repository successfully: claims prefer it (warm caches). */
+export const warmMinions = pgTable(
+  'warm_minions',
+  {
+    repositoryId: githubId('repository_id')
+      .notNull()
+      .references(() => repositories.id),
+    label: text('label').notNull(),
+    minionId: bigint('minion_id', { mode: 'number' })
+      .notNull()
+      .references(() => minions.id),
+    updatedAt: updatedAt(),
+  },
+  (t) => [primaryKey({ columns: [t.repositoryId, t.label] })],
+);
+
+/** Approvals of breakpoint jobs: who let the graph go on, and when. */
+export const jobApprovals = pgTable(
+  'job_approvals',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    jobId: bigint('job_id', { mode: 'number' })
+      .notNull()
+      .references(() => jobs.id),
+    approver: text('approver').notNull(),
+    approvedAt: ts('approved_at').notNull().defaultNow(),
+  },
+  (t) => [index('job_approvals_job_idx').on(t.jobId)],
 );
 
 export const logChunks = pgTable(
