@@ -6,20 +6,23 @@
  * Timestamps inside raw `sql` go as ISO strings cast to timestamptz:
  * postgres.js takes no Date there.
  */
-import { and, asc, eq, inArray, lte, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, lte, sql, type SQL } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
 import type { GraphSpec, JobSpec } from '../lib/graph-spec.js';
 import type { TowerDb } from './connection.js';
-import { graphs, jobDependencies, jobs, runs, tagSets } from './schema.js';
+import { graphs, jobDependencies, jobs, minions, runs, tagSets, warmMinions } from './schema.js';
+import { serverJobQueries } from './server-job-store.js';
 
 /** Rows per multi-row statement: well under PostgreSQL's 65,535 parameters. */
 const CHUNK = 1000;
 
+/** Tag set keys of untrusted graphs' queues start with this (a tag cannot contain ":"). */
+export const UNTRUSTED_PREFIX = 'untrusted:';
+
+/** A warm minion not seen for this long is not waiting for its jobs: others may take them. */
+const WARM_SEEN_SECONDS = 60;
+
 const timestamp = (date: Date) => sql`${date.toISOString()}::timestamptz`;
-const textArray = (values: readonly string[]) =>
-  sql`array[${sql.join(
-    values.map((v) => sql`${v}`),
-    sql`, `,
-  )}]::text[]`;
 
 function chunks<T>(items: readonly T[]): T[][] {
   const out: T[][] = [];
@@ -39,6 +42,7 @@ export type NewGraph = {
   sha: string;
   spec: Omit<GraphSpec, 'jobs'>;
   trust: GraphRow['trust'];
+  protectedBranch: boolean;
 };
 
 export type NewJob = {
@@ -70,15 +74,58 @@ export type JobUpdate = {
 
 export type RunEnd = { jobId: number; result: NonNullable<JobRow['result']>; reason: string | null };
 
+export type MinionState = (typeof minions.$inferSelect)['state'];
+
+/** A job a claim took: its new run, and what the minion needs to know about it. */
+export type ClaimedJob = {
+  runId: number;
+  attempt: number;
+  cause: RunCause;
+  jobId: number;
+  graphId: number;
+  label: string;
+  definition: JobSpec;
+  sha: string;
+  repositoryId: number;
+};
+
+/**
+ * One claim statement's answer. `none`: nothing could be locked; `exhausted`
+ * when every eligible pending job was among the candidates (none is left
+ * deeper in a queue), so looking again with more candidates is pointless.
+ */
+export type ClaimAttempt =
+  | { kind: 'claimed'; job: ClaimedJob }
+  | { kind: 'none'; exhausted: boolean }
+  | { kind: 'inactive'; state: MinionState | undefined };
+
 /** postgres.js answers raw queries with an array of rows, PGlite with `{ rows }`. */
 function rowsOf<T>(result: unknown): T[] {
   return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}
+
+const dialect = new PgDialect();
+
+/**
+ * A raw statement as a prepared statement: PostgreSQL parses and plans it
+ * once per connection instead of at every call (`db.execute` never
+ * prepares). The claim runs thousands of times a second; planning it each
+ * time cost more than running it. Builder queries on the hot paths (claim,
+ * report) use `.prepare()` for the same reason; statements whose text
+ * varies with their row count (multi-row writes, IN lists) are not
+ * prepared, so that each connection keeps a bounded set of plans.
+ */
+async function executePrepared<T>(db: TowerDb, name: string, query: SQL): Promise<T[]> {
+  const prepared = db._.session.prepareQuery(dialect.sqlToQuery(query), undefined, name, false);
+  return rowsOf<T>(await prepared.execute());
 }
 
 export type SchedulerQueries = ReturnType<typeof schedulerQueries>;
 
 function schedulerQueries(db: TowerDb) {
   return {
+    // Timers, notify runs, approvals and range chunks (src/scheduler/server-jobs.ts).
+    ...serverJobQueries(db),
     /** Inserts the graph unless the event already built one of that name; undefined then. */
     async insertGraph(graph: NewGraph, now: Date): Promise<number | undefined> {
       const [row] = await db
@@ -91,6 +138,7 @@ function schedulerQueries(db: TowerDb) {
           specVersion: graph.spec.version,
           spec: graph.spec,
           trust: graph.trust,
+          protectedBranch: graph.protectedBranch,
           createdAt: now,
         })
         .onConflictDoNothing({ target: [graphs.eventId, graphs.name] })
@@ -178,12 +226,23 @@ function schedulerQueries(db: TowerDb) {
 
     /** Locks the graph: events of one graph are applied one at a time. */
     async lockGraph(graphId: number): Promise<GraphRow | undefined> {
-      const [row] = await db.select().from(graphs).where(eq(graphs.id, graphId)).for('update');
+      const [row] = await db
+        .select()
+        .from(graphs)
+        .where(eq(graphs.id, graphId))
+        .for('update')
+        .prepare('lock_graph')
+        .execute();
       return row;
     },
 
     async graph(graphId: number): Promise<GraphRow | undefined> {
-      const [row] = await db.select().from(graphs).where(eq(graphs.id, graphId));
+      const [row] = await db
+        .select()
+        .from(graphs)
+        .where(eq(graphs.id, graphId))
+        .prepare('graph')
+        .execute();
       return row;
     },
 
@@ -197,7 +256,7 @@ function schedulerQueries(db: TowerDb) {
     },
 
     async job(jobId: number): Promise<JobRow | undefined> {
-      const [row] = await db.select().from(jobs).where(eq(jobs.id, jobId));
+      const [row] = await db.select().from(jobs).where(eq(jobs.id, jobId)).prepare('job').execute();
       return row;
     },
 
@@ -310,70 +369,204 @@ function schedulerQueries(db: TowerDb) {
     },
 
     /**
-     * The claim: among the tag sets whose tags the minion has (one containment
-     * test per distinct set), the highest-priority, oldest pending command job,
-     * locked with SKIP LOCKED so that concurrent claims take different jobs.
-     * A job to retry elsewhere comes last for the minion that failed it.
+     * One claim, in one statement (DESIGN.md "Dispatch"; docs/performance.md
+     * shows its plan). The minion, if active, is eligible for the tag sets
+     * whose tags it has, of its trust's queues (untrusted minions take only
+     * untrusted graphs' sets, the others only trusted ones): one containment
+     * test per distinct set. From each set, the best `perSet` pending jobs
+     * in the order of jobs_claim_idx, read without locks; a restricted
+     * minion's jobs must also be named in its job labels and come from a
+     * protected branch's graph. Then the preferences: a job whose retry
+     * should avoid this minion comes last; among the first `preferAmong` of
+     * the rest it prefers its warm jobs (it ran the job of that repository
+     * successfully last), then jobs no idle minion is warm for; then priority
+     * and age. The first candidate that is still pending and not locked by
+     * another claim is locked (SKIP LOCKED), started, and given its run.
      */
-    async lockClaimable(minionId: number, tags: readonly string[]): Promise<JobRow | undefined> {
-      const eligible = db
-        .select({ id: tagSets.id })
-        .from(tagSets)
-        .where(sql`${tagSets.tags} <@ ${textArray(tags)}`);
-      const [row] = await db
-        .select()
-        .from(jobs)
-        .where(
-          and(
-            eq(jobs.state, 'pending'),
-            // Only command jobs run on minions; the other kinds have no tag set either.
-            eq(jobs.kind, 'command'),
-            inArray(jobs.tagSetId, eligible),
-          ),
-        )
-        .orderBy(
-          sql`${jobs.avoidMinionId} is not distinct from ${minionId}`,
-          sql`${jobs.priority} desc`,
-          asc(jobs.pendingSince),
-          asc(jobs.id),
-        )
-        .limit(1)
-        .for('update', { skipLocked: true });
-      return row;
-    },
-
-    async startJob(jobId: number, now: Date): Promise<void> {
-      await db
-        .update(jobs)
-        .set({ state: 'running', avoidMinionId: null, updatedAt: now })
-        .where(eq(jobs.id, jobId));
-    },
-
-    async insertRun(run: {
-      jobId: number;
-      cause: RunCause;
+    async claimNext(input: {
       minionId: number;
       now: Date;
       leaseExpiresAt: Date;
-      runtimeDeadline: Date | null;
-      idleDeadline: Date | null;
-    }): Promise<RunRow> {
-      const [row] = await db
-        .insert(runs)
-        .values({
-          jobId: run.jobId,
-          attempt: sql`(select coalesce(max(${runs.attempt}), 0) + 1 from ${runs} where ${runs.jobId} = ${run.jobId})`,
-          cause: run.cause,
-          state: 'running',
-          minionId: run.minionId,
-          leaseExpiresAt: run.leaseExpiresAt,
-          createdAt: run.now,
-          startedAt: run.now,
-          runtimeDeadline: run.runtimeDeadline,
-          idleDeadline: run.idleDeadline,
+      perSet: number;
+      preferAmong: number;
+    }): Promise<ClaimAttempt> {
+      const { minionId, perSet, preferAmong } = input;
+      const now = timestamp(input.now);
+      const rows = await executePrepared<{
+        active: boolean;
+        minion_state: MinionState | null;
+        fullest: number | string;
+        run_id: number | string | null;
+        attempt: number | null;
+        cause: RunCause | null;
+        job_id: number | string | null;
+        graph_id: number | string | null;
+        label: string | null;
+        definition: JobSpec | null;
+        sha: string | null;
+        repository_id: number | string | null;
+      }>(
+        db,
+        'claim_next',
+        sql`
+          with me as (
+            select id, tags, trust, job_labels from minions
+            where id = ${minionId} and state = 'active'
+          ),
+          eligible as (
+            select ts.id, me.trust, me.job_labels from tag_sets ts cross join me
+            where ts.tags <@ me.tags
+              and starts_with(ts.key, ${UNTRUSTED_PREFIX}) = (me.trust = 'untrusted')
+          ),
+          candidates as (
+            select e.id as tag_set_id, c.* from eligible e cross join lateral (
+              select j.id, j.graph_id, j.label, j.priority, j.pending_since,
+                j.avoid_minion_id is not distinct from ${minionId} as avoided
+              from jobs j
+              where j.tag_set_id = e.id and j.state = 'pending' and j.kind = 'command'
+                and (e.trust <> 'restricted' or (j.label = any(e.job_labels) and exists (
+                  select 1 from graphs g where g.id = j.graph_id and g.protected_branch)))
+              order by j.priority desc nulls last, j.pending_since
+              limit ${perSet}
+            ) c
+          ),
+          ranked as (
+            select c.*, row_number() over (
+              partition by c.avoided order by c.priority desc, c.pending_since, c.id) as age
+            from candidates c
+          ),
+          ordered as (
+            select r.id, row_number() over (order by r.avoided, r.priority desc,
+              case when r.age > ${preferAmong} then 3 else (
+                select case
+                  when w.minion_id is null then 1
+                  when w.minion_id = ${minionId} then 0
+                  when exists (
+                    select 1 from minions wm
+                    where wm.id = w.minion_id and wm.state = 'active'
+                      and wm.last_seen_at > ${now} - make_interval(secs => ${WARM_SEEN_SECONDS})
+                      and not exists (
+                        select 1 from runs busy
+                        where busy.minion_id = wm.id and busy.state = 'running')
+                  ) then 2
+                  else 1
+                end
+                from graphs g left join warm_minions w
+                  on w.repository_id = g.repository_id and w.label = r.label
+                where g.id = r.graph_id
+              ) end,
+              r.pending_since, r.id) as ord
+            from ranked r
+          ),
+          locked as (
+            select j.id, j.graph_id, j.label, j.next_cause, j.definition
+            from ordered o join jobs j on j.id = o.id
+            where j.state = 'pending'
+            order by o.ord
+            limit 1
+            for update of j skip locked
+          ),
+          started as (
+            update jobs set state = 'running', avoid_minion_id = null, updated_at = ${now}
+            from locked where jobs.id = locked.id
+            returning jobs.id
+          ),
+          inserted as (
+            insert into runs (job_id, attempt, cause, state, minion_id, lease_expires_at,
+              created_at, started_at, runtime_deadline, idle_deadline)
+            select l.id,
+              coalesce((select max(r.attempt) from runs r where r.job_id = l.id), 0) + 1,
+              l.next_cause, 'running', ${minionId}, ${timestamp(input.leaseExpiresAt)}, ${now}, ${now},
+              ${now} + make_interval(secs => (l.definition ->> 'maxRuntime')::double precision),
+              ${now} + make_interval(secs => (l.definition ->> 'idleTimeout')::double precision)
+            from locked l join started s on s.id = l.id
+            returning id, job_id, attempt, cause
+          )
+          select exists (select 1 from me) as active,
+            (select state from minions where id = ${minionId}) as minion_state,
+            (select coalesce(max(n), 0) from (
+              select count(*) as n from candidates group by tag_set_id) per_set) as fullest,
+            i.id as run_id, i.attempt, i.cause, l.id as job_id, l.graph_id, l.label,
+            l.definition, g.sha, g.repository_id
+          from (select 1) as one
+            left join inserted i on true
+            left join locked l on l.id = i.job_id
+            left join graphs g on g.id = l.graph_id`,
+      );
+      const row = rows[0]!;
+      if (!row.active) return { kind: 'inactive', state: row.minion_state ?? undefined };
+      if (row.run_id === null) {
+        return { kind: 'none', exhausted: Number(row.fullest) < perSet };
+      }
+      return {
+        kind: 'claimed',
+        job: {
+          runId: Number(row.run_id),
+          attempt: row.attempt!,
+          cause: row.cause!,
+          jobId: Number(row.job_id),
+          graphId: Number(row.graph_id),
+          label: row.label!,
+          definition: row.definition!,
+          sha: row.sha!,
+          repositoryId: Number(row.repository_id),
+        },
+      };
+    },
+
+    /** Keys of these tag sets (tag sets never change, so callers may cache them). */
+    async tagSetKeys(ids: readonly number[]): Promise<Map<number, string>> {
+      const keys = new Map<number, string>();
+      if (ids.length === 0) return keys;
+      const rows = await db
+        .select({ id: tagSets.id, key: tagSets.key })
+        .from(tagSets)
+        .where(inArray(tagSets.id, [...ids]));
+      for (const row of rows) keys.set(row.id, row.key);
+      return keys;
+    },
+
+    /**
+     * Counts the minion's run outcome: an exception adds one to its
+     * consecutive exceptions, anything else resets them. An active minion
+     * reaching `quarantineAfter` is quarantined.
+     */
+    async recordMinionOutcome(
+      minionId: number,
+      exception: boolean,
+      quarantineAfter: number,
+      now: Date,
+    ): Promise<void> {
+      const reached = sql`${minions.state} = 'active' and ${exception}::boolean
+        and ${minions.consecutiveExceptions} + 1 >= ${quarantineAfter}`;
+      await db
+        .update(minions)
+        .set({
+          consecutiveExceptions: exception ? sql`${minions.consecutiveExceptions} + 1` : 0,
+          state: sql`case when ${reached} then 'quarantined' else ${minions.state} end`,
+          quarantinedAt: sql`case when ${reached} then ${timestamp(now)} else ${minions.quarantinedAt} end`,
         })
-        .returning();
-      return row!;
+        .where(eq(minions.id, minionId))
+        .prepare('minion_outcome')
+        .execute();
+    },
+
+    /** The minion last ran this job of the repository successfully: it is warm for it. */
+    async recordWarmMinion(
+      repositoryId: number,
+      label: string,
+      minionId: number,
+      now: Date,
+    ): Promise<void> {
+      await db
+        .insert(warmMinions)
+        .values({ repositoryId, label, minionId, updatedAt: now })
+        .onConflictDoUpdate({
+          target: [warmMinions.repositoryId, warmMinions.label],
+          set: { minionId, updatedAt: now },
+        })
+        .prepare('warm_minion')
+        .execute();
     },
 
     async run(runId: number): Promise<(RunRow & { graphId: number }) | undefined> {
@@ -381,12 +574,20 @@ function schedulerQueries(db: TowerDb) {
         .select({ run: runs, graphId: jobs.graphId })
         .from(runs)
         .innerJoin(jobs, eq(jobs.id, runs.jobId))
-        .where(eq(runs.id, runId));
+        .where(eq(runs.id, runId))
+        .prepare('run')
+        .execute();
       return row && { ...row.run, graphId: row.graphId };
     },
 
     async lockRun(runId: number): Promise<RunRow | undefined> {
-      const [row] = await db.select().from(runs).where(eq(runs.id, runId)).for('update');
+      const [row] = await db
+        .select()
+        .from(runs)
+        .where(eq(runs.id, runId))
+        .for('update')
+        .prepare('lock_run')
+        .execute();
       return row;
     },
 
@@ -398,7 +599,9 @@ function schedulerQueries(db: TowerDb) {
       await db
         .update(runs)
         .set({ state: 'done', ...end, finishedAt: now })
-        .where(eq(runs.id, runId));
+        .where(eq(runs.id, runId))
+        .prepare('end_run')
+        .execute();
     },
 
     /** Extends the lease of the minion's running run whose job still runs; false otherwise. */
@@ -464,7 +667,9 @@ function schedulerQueries(db: TowerDb) {
         .where(
           and(eq(jobs.graphId, graphId), inArray(jobs.state, ['blocked', 'pending', 'running'])),
         )
-        .limit(1);
+        .limit(1)
+        .prepare('has_open_jobs')
+        .execute();
       return rows.length > 0;
     },
 

@@ -150,7 +150,10 @@ export const graphs = pgTable(
 /** Distinct minion tag sets; jobs queue by tag set, minions match per tag set. */
 export const tagSets = pgTable('tag_sets', {
   id: bigserial('id', { mode: 'number' }).primaryKey(),
-  /** Sorted, comma-joined tags: the identity of the set. */
+  /**
+   * Sorted, comma-joined tags: the identity of the set. Jobs of untrusted
+   * graphs queue apart, in a set keyed `untrusted:<tags>` with the same tags.
+   */
   key: text('key').notNull().unique(),
   tags: text('tags').array().notNull(),
 });
@@ -297,6 +300,10 @@ export const runs = pgTable(
       .where(sql`${t.state} = 'running'`),
     index('runs_idle_deadline_idx')
       .on(t.idleDeadline)
+      .where(sql`${t.state} = 'running'`),
+    // Whether a minion is busy: claims prefer a warm minion's jobs only while it is idle.
+    index('runs_minion_running_idx')
+      .on(t.minionId)
       .where(sql`${t.state} = 'running'`),
   ],
 );

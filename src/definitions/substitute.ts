@@ -1,9 +1,14 @@
 /**
  * `${{ name }}` in commands, environment values and notify comments. Only
- * names are substituted, from a fixed list; nothing is ever evaluated.
+ * names are substituted, from a fixed list; nothing is ever evaluated. The
+ * syntax itself (splitting and joining) is src/lib/substitution.ts, which the
+ * scheduler's range chunks use too.
  */
+import { splitText, type Segment } from '../lib/substitution.js';
 import { didYouMean } from './did-you-mean.js';
 import { DEFINE_PATTERN } from './schema.js';
+
+export { render, type Segment } from '../lib/substitution.js';
 
 export const substitutionNames = [
   'sha',
@@ -26,9 +31,6 @@ const fixedNames = [
   'chunks',
 ];
 
-/** A piece of a string: literal text, or a name to substitute. */
-export type Segment = string | { name: string };
-
 export type SubstitutionProblem = {
   /** Which `${{` of the string (0-based), to find it in the source. */
   occurrence: number;
@@ -47,25 +49,12 @@ export type ParsedText = {
 
 /** Splits a string into text and names, and reports unknown names and unclosed `${{`. */
 export function parseText(text: string): ParsedText {
-  const parsed: ParsedText = {
-    segments: [],
-    count: 0,
-    problems: [],
-    defines: [],
-    usesChunk: undefined,
-  };
-  let rest = 0;
-  for (let start = text.indexOf('${{'); start >= 0; start = text.indexOf('${{', rest)) {
-    const occurrence = parsed.count++;
-    const end = text.indexOf('}}', start + 3);
-    if (end < 0) {
-      parsed.problems.push({ occurrence, message: 'unclosed "${{": write "${{ name }}"' });
-      break;
-    }
-    if (start > rest) parsed.segments.push(text.slice(rest, start));
-    rest = end + 2;
-    const name = text.slice(start + 3, end).trim();
-    parsed.segments.push({ name });
+  const { segments, count, unclosed } = splitText(text);
+  const parsed: ParsedText = { segments, count, problems: [], defines: [], usesChunk: undefined };
+  let occurrence = 0;
+  for (const segment of segments) {
+    if (typeof segment === 'string') continue;
+    const { name } = segment;
     if (name.startsWith('defines.') && DEFINE_PATTERN.test(name.slice('defines.'.length))) {
       parsed.defines.push({ name: name.slice('defines.'.length), occurrence });
     } else if (name === 'chunk' || name === 'chunks') {
@@ -76,20 +65,11 @@ export function parseText(text: string): ParsedText {
         message: `unknown name "${name}" in \${{ }}${didYouMean(name, fixedNames)} (names: ${substitutionNames.join(', ')}; expressions are never evaluated)`,
       });
     }
+    occurrence++;
   }
-  if (rest < text.length) parsed.segments.push(text.slice(rest));
+  // The unclosed `${{` is the last one: every name before it was closed.
+  if (unclosed) {
+    parsed.problems.push({ occurrence: count - 1, message: 'unclosed "${{": write "${{ name }}"' });
+  }
   return parsed;
-}
-
-/** Joins segments, taking each name's value from `value` (undefined keeps `${{ name }}` as written). */
-export function render(
-  segments: readonly Segment[],
-  value: (name: string) => string | undefined,
-): string {
-  let text = '';
-  for (const segment of segments) {
-    text +=
-      typeof segment === 'string' ? segment : (value(segment.name) ?? `\${{ ${segment.name} }}`);
-  }
-  return text;
 }

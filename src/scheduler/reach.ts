@@ -11,6 +11,11 @@
  * completes is *closed* (all its dependents loaded): otherwise the missing
  * jobs are loaded and the event planned again. Planning is pure, so planning
  * again is safe; each round loads one more level of the cascade.
+ *
+ * Chunks of a range job (rows with a parent) list the range job's
+ * dependencies in their spec, for the minions, but the state machine never
+ * sees them: a chunk exists only once those were met, and its range job, not
+ * the state machine, decides when it runs again (src/scheduler/server-jobs.ts).
  */
 import { compareLabels } from '../graph/model.js';
 import {
@@ -76,7 +81,9 @@ export class Reach {
     await this.load(wanted);
     const upstreams: string[] = [];
     for (const label of wanted) {
-      for (const dep of this.row(label).definition.dependencies) upstreams.push(dep.job);
+      const row = this.row(label);
+      if (row.parentJobId !== null) continue;
+      for (const dep of row.definition.dependencies) upstreams.push(dep.job);
     }
     await this.load(upstreams);
     for (const label of wanted) this.full.add(label);
@@ -124,7 +131,9 @@ export class Reach {
     const jobs: JobSpec[] = [...this.rows.values()]
       .sort((a, b) => compareLabels(a.label, b.label))
       .map((row) =>
-        this.full.has(row.label) ? row.definition : { ...row.definition, dependencies: [] },
+        this.full.has(row.label) && row.parentJobId === null
+          ? row.definition
+          : { ...row.definition, dependencies: [] },
       );
     return { ...this.graph.spec, jobs };
   }

@@ -5,14 +5,23 @@
  *
  * Locking: an event takes its graph's row lock first (events of one graph
  * apply one at a time, so two upstreams finishing together cannot both miss
- * each other's result), then the rows it reads, FOR UPDATE. Claims lock only
- * the claimed job, with SKIP LOCKED, and never wait for a graph, so no lock
+ * each other's result), then the rows it reads, FOR UPDATE, then the
+ * minion's row and its warm-cache row when a run ends. Claims lock only the
+ * claimed job, with SKIP LOCKED, and never wait for a graph, so no lock
  * cycle can form between claims and events.
  *
- * Server-side jobs: dummy jobs complete inside the state machine. Timer,
- * breakpoint, notify and trigger jobs stay pending here and are never
- * claimable (they have no tag set, and claims take command jobs only); a
- * later step runs them and reports through the same `finished` event.
+ * Wake-ups: after a transaction that made command jobs pending commits,
+ * `onClaimable` hears the keys of their tag sets, so that only the claims
+ * waiting for those sets wake (src/minions/notifier.ts).
+ *
+ * Server-side jobs (src/scheduler/server-jobs.ts): dummy jobs complete
+ * inside the state machine; timers, breakpoints and notify jobs have no tag
+ * set, so no claim takes them, and finish through the same `finished` event
+ * (`fireTimers`, `approve`, `runNotifications`). Range chunks materialise
+ * when their range job becomes pending (the range job itself has no tag set
+ * either). `apply` hands every event's transitions to server-jobs, which
+ * applies follow-up events in the same transaction. Trigger jobs (peer
+ * clusters) stay pending until the clusters issue.
  */
 import { checkGraph, compareLabels, InvalidGraphError } from '../graph/model.js';
 import {
@@ -25,9 +34,11 @@ import {
 } from '../graph/state-machine.js';
 import {
   createSchedulerStore,
+  UNTRUSTED_PREFIX,
   type GraphRow,
   type JobRow,
   type JobUpdate,
+  type MinionState,
   type NewJob,
   type RunCause,
   type RunEnd,
@@ -36,10 +47,53 @@ import {
 } from '../db/scheduler-store.js';
 import type { TowerDb } from '../db/connection.js';
 import type { Clock } from '../lib/clock.js';
+import { TowerError } from '../lib/errors.js';
 import type { GraphSpec, JobResult, JobSpec } from '../lib/graph-spec.js';
+import { chunkRange } from '../graph/chunks.js';
+import type { Logger } from '../lib/logger.js';
+import { createNotifyAdapter, type NotifyPort } from './notify.js';
 import { Reach, statusOf } from './reach.js';
+import { createServerJobs, type Approver } from './server-jobs.js';
 
-export type SchedulerOptions = { db: TowerDb; clock: Clock };
+export type SchedulerOptions = {
+  db: TowerDb;
+  clock: Clock;
+  /**
+   * Called after a commit that made command jobs pending, with the keys of
+   * their tag sets ('all' when they could not be read). Awaited; must not reject.
+   */
+  onClaimable?: (tagSetKeys: readonly string[] | 'all') => Promise<void>;
+  /** A minion whose runs end with `exception` this many times in a row is quarantined. */
+  quarantineAfter?: number;
+  /** Where notify jobs' comments and webhooks go; by default createNotifyAdapter({ logger }). */
+  notify?: NotifyPort;
+  /** Server-side jobs log what they do (chunks materialised, notifications that failed). */
+  logger?: Logger;
+  /**
+   * Called after a commit that made server-side jobs runnable (a notify job
+   * pending, a timer due), so that the server passes run at once rather
+   * than at their next interval. Must not throw.
+   */
+  onServerWork?: () => void;
+};
+
+export const DEFAULT_QUARANTINE_AFTER = 3;
+
+/** Candidates a claim reads per tag set at first; more when concurrent claims took them all. */
+const CANDIDATES_PER_SET = 16;
+/** The preferences (warm minion) apply among this many of the best candidates. */
+const PREFER_AMONG = 16;
+
+/** The minion may not claim: it is quarantined, retired, or unknown. */
+export class InactiveMinionError extends TowerError {
+  override readonly name = 'InactiveMinionError';
+  constructor(
+    readonly minionId: number,
+    readonly state: MinionState | undefined,
+  ) {
+    super(`Minion ${minionId} is ${state ?? 'unknown'} and may not claim jobs`);
+  }
+}
 
 export type Claim = {
   runId: number;
@@ -50,6 +104,9 @@ export type Claim = {
   cause: RunCause;
   job: JobSpec;
   leaseExpiresAt: Date;
+  /** The graph's commit and repository. */
+  sha: string;
+  repositoryId: number;
 };
 
 /** An action on a job that the state machine may refuse; a refusal is data, not an error. */
@@ -66,6 +123,12 @@ export type JobView = {
   retries: number;
   retriesUsed: number;
   pendingSince: Date | null;
+  /** A chunk of a range job: the range job's id. */
+  parentJobId: number | null;
+  /** Fixed or materialised chunks: `{ index, count }`; a range job: `{ min, max }`. */
+  chunk: JobSpec['chunk'];
+  /** A pending timer: when it fires. */
+  dueAt: Date | null;
   runs: RunRow[];
 };
 
@@ -80,29 +143,89 @@ const infrastructureReasons: readonly JobReason[] = ['claim-expired', 'minion-sh
 
 const after = (date: Date, seconds: number) => new Date(date.getTime() + seconds * 1000);
 
-/** A tag set is its sorted distinct tags; its key joins them with commas. */
-export function tagSetKey(tags: readonly string[]): string {
-  return [...new Set(tags)].sort().join(',');
+/**
+ * A tag set is its sorted distinct tags; its key joins them with commas.
+ * Untrusted graphs' jobs queue apart: their key starts with `untrusted:`.
+ */
+export function tagSetKey(tags: readonly string[], trust: GraphRow['trust'] = 'trusted'): string {
+  const key = [...new Set(tags)].sort().join(',');
+  return trust === 'untrusted' ? `${UNTRUSTED_PREFIX}${key}` : key;
 }
 
-type EventContext = { q: SchedulerQueries; graph: GraphRow; reach: Reach; now: Date };
+/**
+ * Whether a minion may claim from the tag set with this key: it has every
+ * tag, and the set is of its trust's queues (untrusted minions take only
+ * untrusted graphs' jobs; trusted and restricted minions only trusted ones).
+ * The claim statement applies the same rule in SQL.
+ */
+export function acceptsTagSet(
+  minion: { tags: readonly string[]; trust: 'trusted' | 'untrusted' | 'restricted' },
+  key: string,
+): boolean {
+  const untrusted = key.startsWith(UNTRUSTED_PREFIX);
+  if (untrusted !== (minion.trust === 'untrusted')) return false;
+  const tags = untrusted ? key.slice(UNTRUSTED_PREFIX.length) : key;
+  return tags === '' || tags.split(',').every((tag) => minion.tags.includes(tag));
+}
+
+type EventContext = {
+  q: SchedulerQueries;
+  graph: GraphRow;
+  reach: Reach;
+  now: Date;
+  /** Tag sets of the command jobs this transaction made pending. */
+  claimable: Set<number>;
+  /** Set when server-side jobs became runnable (a notify job pending, a timer due). */
+  serverWork: { due: boolean };
+};
 
 /** Per-job changes an event makes beside the status (cause of the next run, retry bookkeeping). */
 type Adjust = (label: string, update: JobUpdate, transitions: EventPlan['transitions']) => void;
 
-export function createScheduler({ db, clock }: SchedulerOptions) {
+export function createScheduler({
+  db,
+  clock,
+  onClaimable,
+  quarantineAfter = DEFAULT_QUARANTINE_AFTER,
+  logger,
+  notify = createNotifyAdapter({ logger }),
+  onServerWork,
+}: SchedulerOptions) {
   const store = createSchedulerStore(db);
+  /** Tag set id → key; tag sets never change. */
+  const keys = new Map<number, string>();
+
+  /** Tells `onClaimable` (after the commit) which tag sets got pending jobs. */
+  async function announce(tagSetIds: ReadonlySet<number>): Promise<void> {
+    if (!onClaimable || tagSetIds.size === 0) return;
+    let announced: string[] | 'all';
+    try {
+      const missing = [...tagSetIds].filter((id) => !keys.has(id));
+      for (const [id, key] of await store.tagSetKeys(missing)) keys.set(id, key);
+      announced = [...tagSetIds].map((id) => keys.get(id)!);
+    } catch {
+      // The change is committed: waking every waiter is late, never wrong.
+      announced = 'all';
+    }
+    await onClaimable(announced);
+  }
 
   /** Runs `work` with the graph locked; undefined when there is no such graph. */
-  function withGraph<T>(
+  async function withGraph<T>(
     graphId: number,
     work: (ctx: EventContext) => Promise<T>,
   ): Promise<T | undefined> {
-    return store.transaction(async (q) => {
+    const claimable = new Set<number>();
+    const serverWork = { due: false };
+    const result = await store.transaction(async (q) => {
       const graph = await q.lockGraph(graphId);
       if (!graph) return undefined;
-      return work({ q, graph, reach: new Reach(q, graph), now: clock.now() });
+      const reach = new Reach(q, graph);
+      return work({ q, graph, reach, now: clock.now(), claimable, serverWork });
     });
+    await announce(claimable);
+    if (serverWork.due) onServerWork?.();
+    return result;
   }
 
   /** Plans the event over the loaded reach and writes every transition. */
@@ -140,6 +263,9 @@ export function createScheduler({ db, clock }: SchedulerOptions) {
       };
       adjust?.(label, update, transitions);
       updates.push(update);
+      if (final.state === 'pending' && entered && row.tagSetId !== null) {
+        ctx.claimable.add(row.tagSetId);
+      }
       // A run the event ended (cancel, timeout) ends with the job; a finished run has ended already.
       if (final.state === 'done' && transitions.some((t) => t.from.state === 'running')) {
         ends.push({ jobId: row.id, result: final.result, reason: final.reason });
@@ -148,6 +274,7 @@ export function createScheduler({ db, clock }: SchedulerOptions) {
     await ctx.q.updateJobs(updates, ctx.now);
     if (ends.length > 0) await ctx.q.endRunningRuns(ends, ctx.now);
     await settle(ctx, plan);
+    await serverJobs.afterApply(ctx, plan.transitions);
     return plan;
   }
 
@@ -191,6 +318,14 @@ export function createScheduler({ db, clock }: SchedulerOptions) {
       await ctx.q.endRun(runId, end, ctx.now);
       const job = await ctx.q.job(run.jobId);
       if (!job) return 'refused' as const;
+      if (run.minionId !== null) {
+        // A lapsed lease counts as the minion's exception too.
+        const exception = end.result === 'exception';
+        await ctx.q.recordMinionOutcome(run.minionId, exception, quarantineAfter, ctx.now);
+        if (end.result === 'success' || end.result === 'warning') {
+          await ctx.q.recordWarmMinion(ctx.graph.repositoryId, job.label, run.minionId, ctx.now);
+        }
+      }
       await ctx.reach.close([job.label]);
       const row = ctx.reach.row(job.label);
       const infrastructure =
@@ -246,6 +381,8 @@ export function createScheduler({ db, clock }: SchedulerOptions) {
     if (!job) return { ok: false, reason: `unknown job ${jobId}` };
     const outcome = await withGraph(job.graphId, async (ctx) => {
       await prepare(ctx.reach, job.label);
+      const refused = await serverJobs.refuse(ctx, event(job.label));
+      if (refused !== undefined) return { ok: false as const, reason: refused };
       const plan = await apply(ctx, event(job.label), adjust);
       return plan.refused === undefined
         ? { ok: true as const, transitions: plan.transitions.length }
@@ -265,6 +402,18 @@ export function createScheduler({ db, clock }: SchedulerOptions) {
       }
     };
 
+  const serverJobs = createServerJobs<EventContext>({
+    store,
+    clock,
+    notify,
+    logger,
+    withGraph,
+    apply,
+    endRun,
+    reopenedAs,
+    tagSetKey,
+  });
+
   return {
     /**
      * Stores a graph and its jobs in its initial state, in a handful of
@@ -276,12 +425,16 @@ export function createScheduler({ db, clock }: SchedulerOptions) {
       eventId: number;
       spec: GraphSpec;
       trust: GraphRow['trust'];
+      /** Built for a protected branch: restricted minions may take its jobs. Default false. */
+      protectedBranch?: boolean;
     }): Promise<{ graphId: number; jobCount: number }> {
       const { spec } = input;
       const problems = checkGraph(spec);
       if (problems.length > 0) throw new InvalidGraphError(spec.graph, problems);
       const state = initialState(spec);
-      return store.transaction(async (q) => {
+      const claimable = new Set<number>();
+      const serverWork = { due: false };
+      const created = await store.transaction(async (q) => {
         const now = clock.now();
         const { jobs: _jobs, ...header } = spec;
         const graphId = await q.insertGraph(
@@ -292,6 +445,7 @@ export function createScheduler({ db, clock }: SchedulerOptions) {
             sha: spec.event.sha,
             spec: header,
             trust: input.trust,
+            protectedBranch: input.protectedBranch ?? false,
           },
           now,
         );
@@ -299,22 +453,30 @@ export function createScheduler({ db, clock }: SchedulerOptions) {
           const existing = (await q.graphOfEvent(input.eventId, spec.graph))!;
           return { graphId: existing, jobCount: await q.countJobs(existing) };
         }
+        // A range job never runs itself: its chunks, materialised when it is pending, do.
+        const keyOf = (job: JobSpec) =>
+          job.kind === 'command' && chunkRange(job) === null
+            ? tagSetKey(job.requires, input.trust)
+            : null;
         const sets = new Map<string, string[]>();
         for (const job of spec.jobs) {
-          if (job.kind === 'command')
-            sets.set(tagSetKey(job.requires), [...new Set(job.requires)].sort());
+          const key = keyOf(job);
+          if (key !== null) sets.set(key, [...new Set(job.requires)].sort());
         }
         const tagSetIds = await q.upsertTagSets(sets);
+        for (const [key, id] of tagSetIds) keys.set(id, key);
         const rows: NewJob[] = spec.jobs.map((job) => {
           const status = state.get(job.label)!;
           const pending = status.state === 'pending';
+          const key = keyOf(job);
+          if (pending && key !== null) claimable.add(tagSetIds.get(key)!);
           return {
             label: job.label,
             kind: job.kind,
             state: status.state,
             result: status.result,
             reason: status.reason,
-            tagSetKey: job.kind === 'command' ? tagSetKey(job.requires) : null,
+            tagSetKey: key,
             priority: job.priority,
             retries: job.retries,
             definition: job,
@@ -334,46 +496,58 @@ export function createScheduler({ db, clock }: SchedulerOptions) {
           ),
         );
         const graph = (await q.graph(graphId))!;
+        await serverJobs.afterCreate(
+          { q, graph, reach: new Reach(q, graph), now, claimable, serverWork },
+          spec.jobs.filter((job) => state.get(job.label)!.state === 'pending'),
+        );
         // A graph of dummies (or of inactive jobs) can be done from the start.
         await finishGraphIfDone(q, graph, now);
         return { graphId, jobCount: rows.length };
       });
+      await announce(claimable);
+      if (serverWork.due) onServerWork?.();
+      return created;
     },
 
-    /** Hands the minion the best pending command job it is eligible for, with a lease. */
-    async claim(input: {
-      minionId: number;
-      tags: readonly string[];
-      leaseMs: number;
-    }): Promise<Claim | undefined> {
-      return store.transaction(async (q) => {
-        const job = await q.lockClaimable(input.minionId, input.tags);
-        if (!job) return undefined;
-        const now = clock.now();
-        // The state machine's `started`: pending → running, nothing else moves.
-        await q.startJob(job.id, now);
-        const leaseExpiresAt = new Date(now.getTime() + input.leaseMs);
-        const spec = job.definition;
-        const run = await q.insertRun({
-          jobId: job.id,
-          cause: job.nextCause,
+    /**
+     * Hands the minion the best pending command job it may take (its tags,
+     * trust, restriction; preferences: not a job to retry elsewhere, its
+     * warm jobs), with a lease; undefined when there is none. Reads the
+     * minion's tags and trust from its row. Throws InactiveMinionError when
+     * the minion is quarantined, retired or unknown.
+     */
+    async claim(input: { minionId: number; leaseMs: number }): Promise<Claim | undefined> {
+      const now = clock.now();
+      const leaseExpiresAt = new Date(now.getTime() + input.leaseMs);
+      // Concurrent claims may have locked every candidate: look deeper, until none is left.
+      for (let perSet = CANDIDATES_PER_SET; ; perSet *= 8) {
+        const attempt = await store.claimNext({
           minionId: input.minionId,
           now,
           leaseExpiresAt,
-          runtimeDeadline: spec.maxRuntime === null ? null : after(now, spec.maxRuntime),
-          idleDeadline: spec.idleTimeout === null ? null : after(now, spec.idleTimeout),
+          perSet,
+          preferAmong: PREFER_AMONG,
         });
+        if (attempt.kind === 'inactive')
+          throw new InactiveMinionError(input.minionId, attempt.state);
+        if (attempt.kind === 'none') {
+          if (attempt.exhausted) return undefined;
+          continue;
+        }
+        const { job } = attempt;
         return {
-          runId: run.id,
-          jobId: job.id,
+          runId: job.runId,
+          jobId: job.jobId,
           graphId: job.graphId,
           label: job.label,
-          attempt: run.attempt,
-          cause: run.cause,
-          job: spec,
+          attempt: job.attempt,
+          cause: job.cause,
+          job: job.definition,
           leaseExpiresAt,
+          sha: job.sha,
+          repositoryId: job.repositoryId,
         };
-      });
+      }
     },
 
     /** 'stop' when the run is not this minion's, or is no longer running. */
@@ -509,6 +683,18 @@ export function createScheduler({ db, clock }: SchedulerOptions) {
       return outcome ?? { ok: false, reason: `unknown graph ${input.graphId}` };
     },
 
+    /** Finishes every pending timer that is due (the maintenance passes call it). */
+    fireTimers: () => serverJobs.fireTimers(),
+
+    /** Sends pending notify jobs' notifications and finishes them; safe on several replicas. */
+    runNotifications: () => serverJobs.runNotifications(),
+
+    /**
+     * Approves a pending breakpoint for an approver (login and team slugs)
+     * it lists; a refusal is data naming who may approve.
+     */
+    approve: (input: { jobId: number; approver: Approver }) => serverJobs.approve(input),
+
     /** The graph, its jobs and their runs; marks the graph done when every active job is. */
     async graphStatus(input: { graphId: number }): Promise<GraphStatus | undefined> {
       return store.transaction(async (q) => {
@@ -537,6 +723,9 @@ export function createScheduler({ db, clock }: SchedulerOptions) {
             retries: row.retries,
             retriesUsed: row.retriesUsed,
             pendingSince: row.pendingSince,
+            parentJobId: row.parentJobId,
+            chunk: row.definition.chunk,
+            dueAt: row.dueAt,
             runs: byJob.get(row.id) ?? [],
           })),
         };
