@@ -18,6 +18,8 @@ import {
   type Output,
 } from './cli/graph-commands.js';
 import { startDemoSandbox, type SandboxOptions } from './sandbox/demo.js';
+import { minionCommand } from './cli/minion-command.js';
+import { minionsCommand } from './cli/minion-admin.js';
 
 function configure(): { config: Config; logger: Logger } {
   const env = environmentWithDotenv(process.env, resolve('.env'));
@@ -35,7 +37,8 @@ program
   .description('Run the Tower server: API, webhooks and processing')
   .action(async () => {
     const { config, logger } = configure();
-    const tower = await startTower({ config, logger });
+    // Handlers first: a signal during start-up still shuts down cleanly once started.
+    const starting = startTower({ config, logger });
     let signals = 0;
     const shutdown = (signal: NodeJS.Signals) => {
       signals += 1;
@@ -44,16 +47,19 @@ program
         process.exit(130);
       }
       logger.info({ signal }, 'signal received');
-      tower.close().then(
-        () => process.exit(0),
-        (error: unknown) => {
-          logger.error({ err: error }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
+      starting
+        .then((tower) => tower.close())
+        .then(
+          () => process.exit(0),
+          (error: unknown) => {
+            logger.error({ err: error }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
     };
     process.on('SIGTERM', shutdown);
     process.on('SIGINT', shutdown);
+    await starting;
   });
 
 program
@@ -131,6 +137,15 @@ program
   .description('Print the JSON Schema of the .tower/ format, for editors')
   .option('--tests', 'the schema of graph assertion files (.tower/tests/*.yml) instead')
   .action((options: { tests?: boolean }) => exitWith(schemaCommand(io, options)));
+
+program.addCommand(minionCommand);
+
+program.addCommand(
+  minionsCommand(() => {
+    const { config, logger } = configure();
+    return openMigratedDatabase(config, logger);
+  }, io),
+);
 
 program
   .command('migrate')

@@ -3,6 +3,7 @@
  * Nothing imports this file but the command line and the tests.
  */
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { Probot } from 'probot';
@@ -11,6 +12,7 @@ import { openDatabase, type Database } from './db/connection.js';
 import { createDeliveryQueries } from './db/deliveries.js';
 import { createInstallationQueries } from './db/installations.js';
 import { createDeliveryProcessor, type DeliveryProcessor } from './github/delivery-processor.js';
+import { createGitHubRepositoryAccess } from './github/repository-access.js';
 import { registerInstallationHandlers } from './github/installation-handlers.js';
 import { createWebhookIntake, type WebhookIntake } from './github/webhook-intake.js';
 import { systemClock, type Clock } from './lib/clock.js';
@@ -24,11 +26,13 @@ import {
 } from './minions/artifact-store.js';
 import { createMaintenance, type Maintenance } from './minions/maintenance.js';
 import { createInProcessNotifier, createPostgresNotifier } from './minions/notifier.js';
-import { createMinionProtocol } from './minions/protocol.js';
+import { createMinionAgent, hostTags, type MinionAgent } from './minions/agent.js';
+import { createMinionProtocol, type RepositoryAccess } from './minions/protocol.js';
 import { createReads } from './minions/reads.js';
 import { createRunSignals } from './minions/run-signals.js';
-import { withWakeUps } from './minions/wake-ups.js';
+import type { NotifyPort } from './scheduler/notify.js';
 import { createScheduler, type Scheduler } from './scheduler/scheduler.js';
+import { createServerJobRunner, type ServerJobRunner } from './scheduler/server-job-runner.js';
 import { createWebApp } from './web/app.js';
 import type { AppEnv } from './web/env.js';
 
@@ -38,8 +42,12 @@ export type TowerDeps = {
   clock?: Clock;
   /** Where artifact bytes go; by default files under `<dataDir>/artifacts/`. */
   artifacts?: ArtifactStore;
-  /** How often the maintenance loop runs (lapsed leases, timeouts). */
+  /** How often the maintenance loop runs (lapsed leases, timeouts), and the server-side passes. */
   maintenanceIntervalMs?: number;
+  /** Where notify jobs go; by default webhooks are POSTed and comments logged (src/scheduler/notify.ts). */
+  notify?: NotifyPort;
+  /** Where minions fetch repositories; by default GitHub's, when a GitHub App is configured. */
+  repositories?: RepositoryAccess;
 };
 
 export type RunningTower = {
@@ -72,7 +80,11 @@ export type Tower = {
   scheduler: Scheduler;
   /** Lapsed leases and timeouts; startTower runs it periodically, tests call `tick()`. */
   maintenance: Maintenance;
-  /** Stops the maintenance loop and the notifier; the database stays open. */
+  /** Timers and notify jobs: at once after a change, and periodically; startTower starts it. */
+  serverJobs: ServerJobRunner;
+  /** Registers the minion `tower serve` runs itself, without the registration token. */
+  registerEmbeddedMinion(tags: string[]): Promise<{ minionId: number; credential: string }>;
+  /** Stops the maintenance loop, the server-side passes and the notifier; the database stays open. */
   close(): Promise<void>;
 };
 
@@ -84,13 +96,29 @@ export async function createTower({
   database,
   artifacts = createFileArtifactStore(artifactsDirectory(config.dataDir)),
   maintenanceIntervalMs,
+  notify,
+  repositories = defaultRepositoryAccess(config, database),
 }: TowerDeps & { database: Database }): Promise<Tower> {
   const metrics = createMetrics();
   const notifier =
     database.kind === 'postgres'
       ? createPostgresNotifier({ db: database.db, logger })
       : createInProcessNotifier();
-  const scheduler = withWakeUps(createScheduler({ db: database.db, clock }), notifier);
+  // Waiting claims wake when jobs of their tag sets become claimable; the
+  // server-side passes run when timers or notify jobs become runnable.
+  const scheduler = createScheduler({
+    db: database.db,
+    clock,
+    onClaimable: (tagSetKeys) => notifier.notify(tagSetKeys),
+    logger,
+    ...(notify === undefined ? {} : { notify }),
+    onServerWork: () => serverJobs.wake(),
+  });
+  const serverJobs = createServerJobRunner({
+    scheduler,
+    logger,
+    ...(maintenanceIntervalMs === undefined ? {} : { intervalMs: maintenanceIntervalMs }),
+  });
   const runSignals = createRunSignals();
   const minions = createMinionProtocol({
     db: database.db,
@@ -101,6 +129,9 @@ export async function createTower({
     runSignals,
     registrationToken: config.minionToken,
     publicUrl: config.publicUrl,
+    ...(config.leaseSeconds === undefined ? {} : { leaseSeconds: config.leaseSeconds }),
+    repositories,
+    logger,
   });
   const reads = createReads({
     db: database.db,
@@ -160,8 +191,12 @@ export async function createTower({
     processor,
     scheduler,
     maintenance,
+    serverJobs,
+    registerEmbeddedMinion: (tags) =>
+      minions.registerEmbedded({ name: 'embedded', tags, trust: 'trusted' }),
     async close() {
       await maintenance.stop();
+      await serverJobs.stop();
       await notifier.close();
     },
   };
@@ -187,9 +222,33 @@ export async function startTower({
   }
   processor?.start();
   tower.maintenance.start();
+  tower.serverJobs.start();
   const address = server.address() as AddressInfo;
   const url = `http://${formatHost(config.host)}:${address.port}`;
   logger.info({ url, publicUrl: config.publicUrl, version }, 'Tower is listening');
+  let minion: MinionAgent | undefined;
+  if (config.embeddedMinion) {
+    const tags = config.embeddedMinion.tags ?? hostTags();
+    minion = createMinionAgent({
+      server: url,
+      workdir: join(config.dataDir, 'minion'),
+      name: 'embedded',
+      register: () => tower.registerEmbeddedMinion(tags),
+      concurrency: config.embeddedMinion.concurrency,
+      logger: logger.child({ component: 'minion' }),
+    });
+    try {
+      await minion.start();
+      logger.info(
+        { tags },
+        'embedded minion started (TOWER_EMBEDDED_MINION=false to leave it out)',
+      );
+    } catch (error) {
+      // The server is useful without it; other minions can still register.
+      logger.error({ err: error }, 'embedded minion could not start; serving without it');
+      minion = undefined;
+    }
+  }
 
   let closing: Promise<void> | undefined;
   return {
@@ -199,6 +258,8 @@ export async function startTower({
     close() {
       closing ??= (async () => {
         logger.info('shutting down');
+        // The embedded minion hands back what it runs: another minion (or the next start) retries it.
+        await minion?.stop(0);
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           // Idle keep-alive connections would hold close() open.
@@ -212,6 +273,18 @@ export async function startTower({
       return closing;
     },
   };
+}
+
+/** GitHub's clone URLs and installation tokens, when a GitHub App is configured. */
+function defaultRepositoryAccess(config: Config, database: Database): RepositoryAccess | undefined {
+  if (!config.githubApp) return undefined;
+  const installations = createInstallationQueries(database.db);
+  return createGitHubRepositoryAccess({
+    appId: config.githubApp.appId,
+    privateKey: config.githubApp.privateKey,
+    baseUrl: config.githubApiUrl,
+    locate: (repositoryId) => installations.getRepository(repositoryId),
+  });
 }
 
 function listen(

@@ -30,6 +30,7 @@ describe('loadConfig', () => {
       port: 3000,
       publicUrl: 'http://localhost:3000',
       logLevel: 'info',
+      embeddedMinion: { tags: undefined, concurrency: 1 },
     });
   });
 
@@ -47,6 +48,8 @@ describe('loadConfig', () => {
         TOWER_PUBLIC_URL: 'https://tower.example.com',
         TOWER_LOG_LEVEL: 'debug',
         TOWER_MINION_TOKEN: 'registration-token-0123456789',
+        TOWER_EMBEDDED_MINION: 'false',
+        TOWER_LEASE_SECONDS: '30',
       },
       { cwd },
     );
@@ -60,7 +63,17 @@ describe('loadConfig', () => {
       publicUrl: 'https://tower.example.com',
       logLevel: 'debug',
       minionToken: 'registration-token-0123456789',
+      leaseSeconds: 30,
+      embeddedMinion: undefined,
     });
+  });
+
+  it("reads the embedded minion's tags and concurrency", () => {
+    const config = loadConfig(
+      { TOWER_EMBEDDED_MINION_TAGS: 'linux,gpu', TOWER_EMBEDDED_MINION_CONCURRENCY: '4' },
+      { cwd },
+    );
+    expect(config.embeddedMinion).toEqual({ tags: ['linux', 'gpu'], concurrency: 4 });
   });
 
   it('reads the private key from a file, relative to the working directory', () => {
@@ -86,6 +99,14 @@ describe('loadConfig', () => {
     ['TOWER_GITHUB_API_URL', 'ftp://github', 'must be an http:// or https:// URL'],
     ['TOWER_PUBLIC_URL', 'not a url', 'must be an http:// or https:// URL'],
     ['TOWER_MINION_TOKEN', 'short', 'must be at least 16 characters: a long random secret'],
+    ['TOWER_EMBEDDED_MINION', 'yes', 'must be true or false'],
+    ['TOWER_LEASE_SECONDS', '5', 'must be a whole number of seconds from 10 to 600'],
+    [
+      'TOWER_EMBEDDED_MINION_TAGS',
+      'Linux, GPU',
+      'must be comma-separated tags of lowercase letters, digits, ".", "_" or "-"',
+    ],
+    ['TOWER_EMBEDDED_MINION_CONCURRENCY', '0', 'must be a whole number from 1 to 64'],
   ])('names %s when it is %j', (variable, value, problem) => {
     expect(problems({ [variable]: value })).toEqual([{ variable, problem }]);
   });

@@ -39,7 +39,7 @@ function graphSpec(name: string, jobs: JobSpec[]): GraphSpec {
   };
 }
 
-type Queue = { queue: { tags: string[]; pending: number }[] };
+type Queue = { queue: { tags: string[]; trust: string; pending: number }[] };
 type GraphBody = {
   jobs: { label: string; state: string; result: string | null; runs: unknown[] }[];
 };
@@ -207,7 +207,10 @@ describe.each(backends())('minion API on $name', (backend) => {
       .where(eq(minions.id, minion.minionId));
     const quarantined = await claim(minion.credential);
     expect(quarantined.status).toBe(403);
-    expect(await quarantined.json()).toMatchObject({ error: 'forbidden' });
+    expect(await quarantined.json()).toMatchObject({
+      error: 'quarantined',
+      message: expect.stringContaining(`tower minions release ${minion.minionId}`),
+    });
     expect((await call('GET', `/api/v1/graphs/${graphId}`)).status).toBe(200);
   });
 
@@ -419,7 +422,11 @@ describe.each(backends())('minion API on $name', (backend) => {
     expect(again.status).toBe(409);
 
     const { queue: pending } = await json<Queue>(await call('GET', '/api/v1/queue'));
-    expect(pending.find((q) => q.tags.includes(tag))).toEqual({ tags: [tag], pending: 1 });
+    expect(pending.find((q) => q.tags.includes(tag))).toEqual({
+      tags: [tag],
+      trust: 'trusted',
+      pending: 1,
+    });
     const test = await claimRun(minion.credential);
     expect(test).toMatchObject({
       label: 'test',

@@ -44,6 +44,7 @@ describe.each(backends())('storage on $name', (backend) => {
         'events',
         'graphs',
         'installations',
+        'job_approvals',
         'job_dependencies',
         'jobs',
         'landing_queue_entries',
@@ -52,6 +53,7 @@ describe.each(backends())('storage on $name', (backend) => {
         'repositories',
         'runs',
         'tag_sets',
+        'warm_minions',
         'webhook_deliveries',
       ]);
     } finally {

@@ -46,6 +46,28 @@ export const EnvSchema = z.object({
     .string()
     .min(16, { error: 'must be at least 16 characters: a long random secret' })
     .optional(),
+  TOWER_LEASE_SECONDS: z.coerce
+    .number({ error: 'must be a whole number of seconds from 10 to 600' })
+    .int({ error: 'must be a whole number of seconds from 10 to 600' })
+    .min(10, { error: 'must be a whole number of seconds from 10 to 600' })
+    .max(600, { error: 'must be a whole number of seconds from 10 to 600' })
+    .optional(),
+  TOWER_EMBEDDED_MINION: z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .default('true')
+    .transform((value) => value === 'true' || value === '1'),
+  TOWER_EMBEDDED_MINION_TAGS: z
+    .string()
+    .regex(/^[a-z0-9._-]+(,[a-z0-9._-]+)*$/, {
+      error: 'must be comma-separated tags of lowercase letters, digits, ".", "_" or "-"',
+    })
+    .optional(),
+  TOWER_EMBEDDED_MINION_CONCURRENCY: z.coerce
+    .number({ error: 'must be a whole number from 1 to 64' })
+    .int({ error: 'must be a whole number from 1 to 64' })
+    .min(1, { error: 'must be a whole number from 1 to 64' })
+    .max(64, { error: 'must be a whole number from 1 to 64' })
+    .default(1),
 });
 
 export type GitHubAppConfig = {
@@ -73,6 +95,13 @@ export type Config = {
    * is refused. Optional so that configurations built in code may leave it out.
    */
   minionToken?: string | undefined;
+  /** How long a claim's lease lasts before a heartbeat renews it (default 120 s). */
+  leaseSeconds?: number | undefined;
+  /**
+   * The minion `tower serve` runs in its own process, claiming over its own
+   * HTTP API; absent, none runs. Optional for configurations built in code.
+   */
+  embeddedMinion?: { tags: string[] | undefined; concurrency: number } | undefined;
 };
 
 export type LoadConfigOptions = {
@@ -116,6 +145,13 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     publicUrl: values.TOWER_PUBLIC_URL ?? `http://localhost:${values.TOWER_PORT}`,
     logLevel: values.TOWER_LOG_LEVEL,
     minionToken: values.TOWER_MINION_TOKEN,
+    leaseSeconds: values.TOWER_LEASE_SECONDS,
+    embeddedMinion: values.TOWER_EMBEDDED_MINION
+      ? {
+          tags: values.TOWER_EMBEDDED_MINION_TAGS?.split(','),
+          concurrency: values.TOWER_EMBEDDED_MINION_CONCURRENCY,
+        }
+      : undefined,
   };
 }
 

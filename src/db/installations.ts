@@ -91,6 +91,22 @@ export function createInstallationQueries(db: TowerDb) {
       return row;
     },
 
+    /** A repository still in an active installation, with the installation that reaches it. */
+    async getRepository(id: number) {
+      const [row] = await db
+        .select({
+          id: repositories.id,
+          fullName: repositories.fullName,
+          installationId: repositories.installationId,
+        })
+        .from(repositories)
+        .innerJoin(installations, eq(installations.id, repositories.installationId))
+        .where(
+          and(eq(repositories.id, id), isNull(repositories.removedAt), isNull(installations.removedAt)),
+        );
+      return row;
+    },
+
     async listRepositories(installationId: number) {
       return db
         .select()

@@ -3,9 +3,10 @@
  * read-side views of runs that the protocol and the read API answer with.
  * src/minions/ decides what to write; each function is one statement.
  */
-import { and, asc, count, desc, eq, gt } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, ne, or, sql } from 'drizzle-orm';
 import type { JobSpec } from '../lib/graph-spec.js';
 import type { TowerDb } from './connection.js';
+import { UNTRUSTED_PREFIX } from './scheduler-store.js';
 import {
   artifacts,
   graphs,
@@ -49,6 +50,8 @@ export function createMinionQueries(db: TowerDb) {
       name: string;
       tags: string[];
       trust: MinionRow['trust'];
+      /** Restricted minions: the job labels they take; null otherwise. */
+      jobLabels?: string[] | null;
       credentialHash: string;
       now: Date;
     }): Promise<number> {
@@ -58,6 +61,7 @@ export function createMinionQueries(db: TowerDb) {
           name: minion.name,
           tags: minion.tags,
           trust: minion.trust,
+          jobLabels: minion.jobLabels ?? null,
           credentialHash: minion.credentialHash,
           registeredAt: minion.now,
         })
@@ -77,6 +81,19 @@ export function createMinionQueries(db: TowerDb) {
 
     async listMinions(): Promise<MinionRow[]> {
       return db.select().from(minions).orderBy(asc(minions.id));
+    },
+
+    /**
+     * A quarantined (or active) minion back to active with no exceptions
+     * counted; a retired one stays retired. The row after, or undefined.
+     */
+    async releaseMinion(minionId: number): Promise<MinionRow | undefined> {
+      await db
+        .update(minions)
+        .set({ state: 'active', consecutiveExceptions: 0, quarantinedAt: null })
+        .where(and(eq(minions.id, minionId), ne(minions.state, 'retired')));
+      const [row] = await db.select().from(minions).where(eq(minions.id, minionId));
+      return row;
     },
 
     async runDetail(runId: number): Promise<RunDetail | undefined> {
@@ -117,18 +134,28 @@ export function createMinionQueries(db: TowerDb) {
       return rows.length === 1;
     },
 
-    /** For each upstream of the job: its latest finished run. Upstreams without one are left out. */
+    /**
+     * For each upstream of the job: its latest finished run; for a range job,
+     * each of its chunks'. Upstreams without one are left out.
+     */
     async upstreamRuns(jobId: number): Promise<{ label: string; runId: number }[]> {
       return db
-        .selectDistinctOn([jobDependencies.dependsOnJobId], {
+        .selectDistinctOn([jobs.id], {
           label: jobs.label,
           runId: runs.id,
         })
         .from(jobDependencies)
-        .innerJoin(jobs, eq(jobs.id, jobDependencies.dependsOnJobId))
+        .innerJoin(
+          jobs,
+          or(
+            eq(jobs.id, jobDependencies.dependsOnJobId),
+            // A range job never runs: its current chunks stand for it (src/scheduler/server-jobs.ts).
+            and(eq(jobs.parentJobId, jobDependencies.dependsOnJobId), ne(jobs.state, 'inactive')),
+          ),
+        )
         .innerJoin(runs, and(eq(runs.jobId, jobs.id), eq(runs.state, 'done')))
         .where(eq(jobDependencies.jobId, jobId))
-        .orderBy(jobDependencies.dependsOnJobId, desc(runs.attempt));
+        .orderBy(jobs.id, desc(runs.attempt));
     },
 
     /** Stores a chunk once: a repeated sequence number is ignored. */
@@ -190,10 +217,16 @@ export function createMinionQueries(db: TowerDb) {
         .orderBy(asc(artifacts.name));
     },
 
-    /** Pending command jobs per tag set. */
-    async pendingByTagSet(): Promise<{ tags: string[]; pending: number }[]> {
+    /** Pending command jobs per tag set; untrusted graphs' jobs queue apart. */
+    async pendingByTagSet(): Promise<
+      { tags: string[]; trust: 'trusted' | 'untrusted'; pending: number }[]
+    > {
       return db
-        .select({ tags: tagSets.tags, pending: count(jobs.id) })
+        .select({
+          tags: tagSets.tags,
+          trust: sql<'trusted' | 'untrusted'>`case when starts_with(${tagSets.key}, ${UNTRUSTED_PREFIX}) then 'untrusted' else 'trusted' end`,
+          pending: count(jobs.id),
+        })
         .from(jobs)
         .innerJoin(tagSets, eq(tagSets.id, jobs.tagSetId))
         .where(and(eq(jobs.state, 'pending'), eq(jobs.kind, 'command')))

@@ -25,6 +25,22 @@ export class MinionForbiddenError extends TowerError {
   }
 }
 
+/**
+ * The minion is quarantined (too many runs in a row ended with exception):
+ * it may still heartbeat, log, upload and report its running runs, but its
+ * claims are refused until an operator releases it.
+ */
+export class MinionQuarantinedError extends TowerError {
+  override readonly name = 'MinionQuarantinedError';
+  constructor(readonly minionId: number) {
+    super(
+      `Minion ${minionId} is quarantined: too many of its runs in a row ended with exception. ` +
+        'It may still report the runs it has, but claims nothing until an operator checks ' +
+        `the machine and releases it with \`tower minions release ${minionId}\``,
+    );
+  }
+}
+
 /** Registration needs TOWER_MINION_TOKEN, which is not set. */
 export class RegistrationDisabledError extends TowerError {
   override readonly name = 'RegistrationDisabledError';

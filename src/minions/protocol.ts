@@ -7,19 +7,26 @@ import { createHash } from 'node:crypto';
 import type { TowerDb } from '../db/connection.js';
 import { createMinionQueries, type MinionRow } from '../db/minions.js';
 import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
 import type { JobSpec } from '../lib/graph-spec.js';
-import type { Claim, Scheduler } from '../scheduler/scheduler.js';
+import {
+  acceptsTagSet,
+  InactiveMinionError,
+  type Claim,
+  type Scheduler,
+} from '../scheduler/scheduler.js';
 import type { ArtifactStore } from './artifact-store.js';
 import { CREDENTIAL_PREFIX, credentialHash, newCredential, sameSecret } from './credentials.js';
 import {
   InvalidRequestError,
   MinionForbiddenError,
+  MinionQuarantinedError,
   MinionUnauthorizedError,
   PayloadTooLargeError,
   RegistrationDisabledError,
   RunConflictError,
 } from './errors.js';
-import type { Notifier } from './notifier.js';
+import { mergeClaimable, type Claimable, type Notifier } from './notifier.js';
 import type { RunSignals } from './run-signals.js';
 import {
   ArtifactName,
@@ -34,7 +41,10 @@ import {
 } from './schemas.js';
 import { createUrls, type ArtifactEntry } from './urls.js';
 
-export type Minion = Pick<MinionRow, 'id' | 'name' | 'tags' | 'trust'>;
+export type Minion = Pick<MinionRow, 'id' | 'name' | 'tags' | 'trust'> & {
+  /** Absent means active; a quarantined minion may finish its runs but not claim. */
+  state?: MinionRow['state'];
+};
 
 export type ClaimedRun = {
   runId: number;
@@ -47,12 +57,24 @@ export type ClaimedRun = {
   job: JobSpec;
   sha: string;
   repositoryId: number;
+  /** Where to fetch the repository, with a short-lived token; null when Tower has no way. */
+  checkout: { url: string; token: string | null; expiresAt: Date | null } | null;
   upstream: { label: string; runId: number; manifestUrl: string }[];
+};
+
+/**
+ * How a minion reaches a repository: its clone URL and a short-lived token
+ * (src/github/repository-access.ts asks GitHub for an installation token).
+ */
+export type RepositoryAccess = {
+  checkoutSource(
+    repositoryId: number,
+  ): Promise<{ url: string; token: string | null; expiresAt: Date | null } | undefined>;
 };
 
 export type MinionProtocolDeps = {
   db: TowerDb;
-  /** With wake-ups (withWakeUps), so that a report wakes the claims its downstream jobs wait for. */
+  /** With wake-ups (its onClaimable notifies), so that a report wakes the claims downstream jobs wait for. */
   scheduler: Scheduler;
   clock: Clock;
   notifier: Notifier;
@@ -62,6 +84,9 @@ export type MinionProtocolDeps = {
   registrationToken: string | undefined;
   publicUrl: string;
   leaseSeconds?: number;
+  /** Absent without a GitHub App: claims then carry no checkout. */
+  repositories?: RepositoryAccess | undefined;
+  logger?: Logger;
 };
 
 export function createMinionProtocol(deps: MinionProtocolDeps) {
@@ -81,8 +106,20 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
   }
 
   async function describeClaim(claim: Claim): Promise<ClaimedRun> {
-    const detail = (await queries.runDetail(claim.runId))!;
-    const upstream = await queries.upstreamRuns(claim.jobId);
+    // The claim carries the commit and repository; a job without dependencies has no upstream.
+    const detail = { sha: claim.sha, repositoryId: claim.repositoryId };
+    const upstream =
+      claim.job.dependencies.length === 0 ? [] : await queries.upstreamRuns(claim.jobId);
+    let checkout: ClaimedRun['checkout'] = null;
+    try {
+      checkout = (await deps.repositories?.checkoutSource(detail.repositoryId)) ?? null;
+    } catch (error) {
+      // The run is claimed already: the minion reports it as an exception with this cause.
+      deps.logger?.error(
+        { err: error, repositoryId: detail.repositoryId, runId: claim.runId },
+        'no checkout source for a claimed run',
+      );
+    }
     return {
       runId: claim.runId,
       jobId: claim.jobId,
@@ -94,6 +131,7 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
       job: claim.job,
       sha: detail.sha,
       repositoryId: detail.repositoryId,
+      checkout,
       upstream: upstream.map((up) => ({ ...up, manifestUrl: urls.manifest(up.runId) })),
     };
   }
@@ -112,6 +150,22 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
     }
   }
 
+  /** Stores a new minion with a new credential; only the credential's hash is kept. */
+  async function enrol(
+    request: RegisterRequest,
+  ): Promise<{ minionId: number; credential: string }> {
+    const credential = newCredential();
+    const minionId = await queries.insertMinion({
+      name: request.name,
+      tags: [...new Set(request.tags)].sort(),
+      trust: request.trust,
+      jobLabels: request.jobs ? [...new Set(request.jobs)].sort() : null,
+      credentialHash: credentialHash(credential),
+      now: deps.clock.now(),
+    });
+    return { minionId, credential };
+  }
+
   return {
     authorizeRegistration,
 
@@ -121,15 +175,12 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
       request: RegisterRequest,
     ): Promise<{ minionId: number; credential: string }> {
       authorizeRegistration(token);
-      const credential = newCredential();
-      const minionId = await queries.insertMinion({
-        name: request.name,
-        tags: [...new Set(request.tags)].sort(),
-        trust: request.trust,
-        credentialHash: credentialHash(credential),
-        now: deps.clock.now(),
-      });
-      return { minionId, credential };
+      return enrol(request);
+    },
+
+    /** The minion `tower serve` runs itself registers in-process, without the token. */
+    registerEmbedded(request: RegisterRequest): Promise<{ minionId: number; credential: string }> {
+      return enrol(request);
     },
 
     /** The minion holding the credential, marked as seen. */
@@ -141,8 +192,9 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
         ? await queries.touchMinionByCredential(credentialHash(token), deps.clock.now())
         : undefined;
       if (!row) throw new MinionUnauthorizedError('Unknown minion credential');
-      if (row.state !== 'active') throw new MinionForbiddenError(row.id, row.state);
-      return { id: row.id, name: row.name, tags: row.tags, trust: row.trust };
+      // A quarantined minion still finishes its runs; only its claims are refused.
+      if (row.state === 'retired') throw new MinionForbiddenError(row.id, row.state);
+      return { id: row.id, name: row.name, tags: row.tags, trust: row.trust, state: row.state };
     },
 
     /**
@@ -157,33 +209,52 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
       request: ClaimRequest,
       signal?: AbortSignal,
     ): Promise<ClaimedRun | undefined> {
+      if (minion.state === 'quarantined') throw new MinionQuarantinedError(minion.id);
       const attempt = async () => {
-        const claim = await deps.scheduler.claim({
-          minionId: minion.id,
-          tags: minion.tags,
-          leaseMs: leaseSeconds * 1000,
-        });
+        let claim: Claim | undefined;
+        try {
+          claim = await deps.scheduler.claim({ minionId: minion.id, leaseMs: leaseSeconds * 1000 });
+        } catch (error) {
+          // Quarantined (or retired) since it authenticated, perhaps while it waited.
+          if (!(error instanceof InactiveMinionError)) throw error;
+          if (error.state === 'quarantined') throw new MinionQuarantinedError(minion.id);
+          throw new MinionForbiddenError(minion.id, error.state ?? 'unknown');
+        }
         return claim && describeClaim(claim);
       };
       if (request.waitSeconds === 0) return attempt();
 
       const deadline = Date.now() + request.waitSeconds * 1000;
-      let woken = false;
+      /** Wake-ups heard and not yet tried. */
+      let wokenFor: Claimable | undefined;
+      /** Wake-ups the attempt in progress answers. */
+      let inHand: Claimable | undefined;
       let wake: (() => void) | undefined;
       // Subscribed before the first attempt: a job made claimable during it still wakes us.
-      const unsubscribe = await deps.notifier.subscribe(() => {
-        woken = true;
-        wake?.();
-      });
+      // Only jobs of tag sets this minion may take wake it.
+      const subscription = await deps.notifier.subscribe(
+        (claimable) => {
+          wokenFor = mergeClaimable(wokenFor, claimable);
+          wake?.();
+        },
+        {
+          accepts: (tagSetKey) => acceptsTagSet(minion, tagSetKey),
+          picky: minion.trust === 'restricted',
+        },
+      );
       try {
         for (;;) {
-          woken = false;
+          inHand = wokenFor;
+          wokenFor = undefined;
           const claimed = await attempt();
           if (claimed) return claimed;
+          // Nothing for a minion that may take any job of its sets: nothing is left to pass on.
+          inHand = undefined;
           const remaining = deadline - Date.now();
           // A steady stream of notifications for other tag sets still ends at the deadline.
           if (remaining <= 0 || signal?.aborted) return undefined;
-          if (woken) continue;
+          if (wokenFor) continue;
+          subscription.ready();
           await new Promise<void>((resolve) => {
             const done = () => {
               clearTimeout(timer);
@@ -195,10 +266,13 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
             signal?.addEventListener('abort', done);
             wake = done;
           });
-          if (!woken) return undefined;
+          if (!wokenFor) return undefined;
         }
       } finally {
-        unsubscribe();
+        // After a job taken (more may wait), or a wake-up left unused: other waiters try.
+        const left = mergeClaimable(inHand, wokenFor);
+        if (left !== undefined && left !== 'all') subscription.pass(left);
+        subscription.close();
       }
     },
 

@@ -29,7 +29,11 @@ export type MinionView = {
   name: string;
   tags: string[];
   trust: string;
+  /** Restricted minions: the job labels they take; null otherwise. */
+  jobs: string[] | null;
   state: string;
+  /** When it was quarantined; null unless it is. */
+  quarantinedAt: Date | null;
   registeredAt: Date;
   lastSeenAt: Date | null;
 };
@@ -151,14 +155,16 @@ export function createReads(deps: {
         name: row.name,
         tags: row.tags,
         trust: row.trust,
+        jobs: row.jobLabels,
         state: row.state,
+        quarantinedAt: row.quarantinedAt,
         registeredAt: row.registeredAt,
         lastSeenAt: row.lastSeenAt,
       }));
     },
 
-    /** Pending command jobs counted by tag set. */
-    async queue(): Promise<{ tags: string[]; pending: number }[]> {
+    /** Pending command jobs counted by tag set; untrusted graphs' jobs queue apart. */
+    async queue(): Promise<{ tags: string[]; trust: 'trusted' | 'untrusted'; pending: number }[]> {
       return queries.pendingByTagSet();
     },
   };

@@ -15,22 +15,51 @@ const Tag = z
   .string()
   .regex(/^[a-z0-9._-]+$/, { error: 'must be lowercase letters, digits, ".", "_" or "-"' });
 
-export const RegisterRequest = z.object({
-  name: z
-    .string({ error: 'must be a string' })
-    .trim()
-    .min(1, { error: 'must not be empty' })
-    .max(200, { error: 'must be at most 200 characters' }),
-  tags: z
-    .array(Tag, { error: 'must be an array of tags' })
-    .min(1, { error: 'must list at least one tag' })
-    .max(100, { error: 'must list at most 100 tags' }),
-  trust: z
-    .enum(['trusted', 'untrusted', 'restricted'], {
-      error: 'must be one of trusted, untrusted, restricted',
-    })
-    .default('trusted'),
+/** A job label as `.tower/` spells it, a chunk's (`test/3`) included. */
+const JobLabel = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*(?:\/[1-9]\d*)?$/, {
+  error:
+    'must be a job label: a letter or digit, then letters, digits, ".", "_" or "-" (and "/<n>" for a chunk)',
 });
+
+export const RegisterRequest = z
+  .object({
+    name: z
+      .string({ error: 'must be a string' })
+      .trim()
+      .min(1, { error: 'must not be empty' })
+      .max(200, { error: 'must be at most 200 characters' }),
+    tags: z
+      .array(Tag, { error: 'must be an array of tags' })
+      .min(1, { error: 'must list at least one tag' })
+      .max(100, { error: 'must list at most 100 tags' }),
+    trust: z
+      .enum(['trusted', 'untrusted', 'restricted'], {
+        error: 'must be one of trusted, untrusted, restricted',
+      })
+      .default('trusted'),
+    /** Restricted minions only: the labels of the jobs they take (from protected branches). */
+    jobs: z
+      .array(JobLabel, { error: 'must be an array of job labels' })
+      .max(1000, { error: 'must list at most 1000 job labels' })
+      .optional(),
+  })
+  .superRefine((request, ctx) => {
+    if (request.trust === 'restricted' && (request.jobs ?? []).length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['jobs'],
+        message:
+          'must list at least one job label: a restricted minion takes only the jobs it names',
+      });
+    }
+    if (request.trust !== 'restricted' && request.jobs !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['jobs'],
+        message: `is only for restricted minions (trust: restricted); a ${request.trust} minion takes any job its tags allow`,
+      });
+    }
+  });
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
 
 export const ClaimRequest = z.object({

@@ -5,6 +5,7 @@ import { NotConfiguredError, TowerError, WebhookRejectedError } from '../lib/err
 import {
   InvalidRequestError,
   MinionForbiddenError,
+  MinionQuarantinedError,
   MinionUnauthorizedError,
   NotFoundError,
   PayloadTooLargeError,
@@ -58,6 +59,9 @@ export function createWebApp(deps: WebDeps): Hono<AppEnv> {
       return c.json({ error: 'unauthorized', message: error.message }, 401, {
         'www-authenticate': 'Bearer',
       });
+    }
+    if (error instanceof MinionQuarantinedError) {
+      return c.json({ error: 'quarantined', message: error.message }, 403);
     }
     if (error instanceof MinionForbiddenError) {
       return c.json({ error: 'forbidden', message: error.message }, 403);

@@ -3,7 +3,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const tsxBin = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
+/**
+ * Node itself with tsx's loader, as `npm start` runs it: signals reach Tower,
+ * not a wrapper process that relays them (the tsx binary gives up on a busy
+ * child after 30 ms and kills it, and a SIGKILL would end only the wrapper).
+ */
+const tsxLoader = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url).href;
 const cli = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 
 export type TowerProcess = {
@@ -23,7 +28,11 @@ export function runTower(
   args: string[],
   { cwd, env }: { cwd: string; env: NodeJS.ProcessEnv },
 ): TowerProcess {
-  const child = spawn(tsxBin, [cli, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', tsxLoader, cli, ...args], {
+    cwd,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
