@@ -1,14 +1,16 @@
 /**
  * Tower's benchmarks: `npm run bench` runs every suite; `npm run bench -- graph`
- * (or `webhooks`) runs one. Figures are medians measured side by side in
+ * (or `webhooks`, `scheduler`) runs one. Figures are medians measured side by side in
  * one run; copy them into docs/performance.md with the date and machine.
  */
 import { benchGraphGeneration } from './graph-generation.js';
+import { schedulerSuite } from './scheduler.js';
 import { webhookSuite } from './webhooks.js';
 
 const suites: Record<string, () => Promise<string> | string> = {
   graph: benchGraphGeneration,
   webhooks: webhookSuite,
+  scheduler: schedulerSuite,
 };
 
 const wanted = process.argv.slice(2);
