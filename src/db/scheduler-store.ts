@@ -10,7 +10,7 @@ import { and, asc, eq, inArray, lte, sql, type SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import type { GraphSpec, JobSpec } from '../lib/graph-spec.js';
 import type { TowerDb } from './connection.js';
-import { graphs, jobDependencies, jobs, minions, runs, tagSets, warmMinions } from './schema.js';
+import { graphs, jobDependencies, jobs, runs, tagSets, type minions } from './schema.js';
 import { serverJobQueries } from './server-job-store.js';
 
 /** Rows per multi-row statement: well under PostgreSQL's 65,535 parameters. */
@@ -276,19 +276,44 @@ function schedulerQueries(db: TowerDb) {
       return out;
     },
 
+    /**
+     * The job, its upstreams, its dependents and their upstreams, locked, in
+     * one statement: everything a job's completion reads (src/scheduler/reach.ts).
+     */
+    async lockNeighbourhood(jobId: number): Promise<JobRow[]> {
+      // Arrays rather than IN (subquery): the plan stays on the indexes whatever the statistics say.
+      const dependents = sql`array(select job_id from job_dependencies where depends_on_job_id = ${jobId})`;
+      const ids = sql`array(
+        select ${jobId}::bigint
+        union all select unnest(${dependents})
+        union all select depends_on_job_id from job_dependencies where job_id = ${jobId}
+        union all select depends_on_job_id from job_dependencies where job_id = any(${dependents})
+      )`;
+      return db
+        .select()
+        .from(jobs)
+        .where(sql`${jobs.id} = any(${ids})`)
+        .orderBy(asc(jobs.id))
+        .for('update')
+        .prepare('lock_neighbourhood')
+        .execute();
+    },
+
     /** Direct dependents of these jobs, locked. */
     async lockDependents(jobIds: readonly number[]): Promise<JobRow[]> {
       const out: JobRow[] = [];
       for (const part of chunks(jobIds)) {
-        const dependents = db
-          .select({ id: jobDependencies.jobId })
-          .from(jobDependencies)
-          .where(inArray(jobDependencies.dependsOnJobId, part));
+        const upstreams = sql`array[${sql.join(
+          part.map((id) => sql`${id}::bigint`),
+          sql`, `,
+        )}]`;
         out.push(
           ...(await db
             .select()
             .from(jobs)
-            .where(inArray(jobs.id, dependents))
+            .where(
+              sql`${jobs.id} = any(array(select job_id from job_dependencies where depends_on_job_id = any(${upstreams})))`,
+            )
             .orderBy(asc(jobs.id))
             .for('update')),
         );
@@ -527,46 +552,47 @@ function schedulerQueries(db: TowerDb) {
     },
 
     /**
-     * Counts the minion's run outcome: an exception adds one to its
-     * consecutive exceptions, anything else resets them. An active minion
-     * reaching `quarantineAfter` is quarantined.
+     * Counts the minion's run outcome, in one statement: an exception adds
+     * one to its consecutive exceptions, anything else resets them, and an
+     * active minion reaching `quarantineAfter` is quarantined. A success
+     * (`warmFor` given) makes it the warm minion of that job of the
+     * repository: claims prefer it for the job (warm caches).
      */
-    async recordMinionOutcome(
-      minionId: number,
-      exception: boolean,
-      quarantineAfter: number,
-      now: Date,
-    ): Promise<void> {
-      const reached = sql`${minions.state} = 'active' and ${exception}::boolean
-        and ${minions.consecutiveExceptions} + 1 >= ${quarantineAfter}`;
-      await db
-        .update(minions)
-        .set({
-          consecutiveExceptions: exception ? sql`${minions.consecutiveExceptions} + 1` : 0,
-          state: sql`case when ${reached} then 'quarantined' else ${minions.state} end`,
-          quarantinedAt: sql`case when ${reached} then ${timestamp(now)} else ${minions.quarantinedAt} end`,
-        })
-        .where(eq(minions.id, minionId))
-        .prepare('minion_outcome')
-        .execute();
-    },
-
-    /** The minion last ran this job of the repository successfully: it is warm for it. */
-    async recordWarmMinion(
-      repositoryId: number,
-      label: string,
-      minionId: number,
-      now: Date,
-    ): Promise<void> {
-      await db
-        .insert(warmMinions)
-        .values({ repositoryId, label, minionId, updatedAt: now })
-        .onConflictDoUpdate({
-          target: [warmMinions.repositoryId, warmMinions.label],
-          set: { minionId, updatedAt: now },
-        })
-        .prepare('warm_minion')
-        .execute();
+    async recordMinionOutcome(input: {
+      minionId: number;
+      exception: boolean;
+      quarantineAfter: number;
+      warmFor: { repositoryId: number; label: string } | null;
+      now: Date;
+    }): Promise<void> {
+      const { minionId, exception, quarantineAfter, warmFor } = input;
+      const now = timestamp(input.now);
+      await executePrepared(
+        db,
+        'minion_outcome',
+        sql`
+          with outcome as (
+            update minions set
+              consecutive_exceptions = case when ${exception}::boolean
+                then consecutive_exceptions + 1 else 0 end,
+              state = case when state = 'active' and ${exception}::boolean
+                and consecutive_exceptions + 1 >= ${quarantineAfter}::int
+                then 'quarantined' else state end,
+              quarantined_at = case when state = 'active' and ${exception}::boolean
+                and consecutive_exceptions + 1 >= ${quarantineAfter}::int
+                then ${now} else quarantined_at end
+            where id = ${minionId}
+          ),
+          warm as (
+            insert into warm_minions (repository_id, label, minion_id, updated_at)
+            select ${warmFor?.repositoryId ?? null}::bigint, ${warmFor?.label ?? null}::text,
+              ${minionId}::bigint, ${now}
+            where ${warmFor !== null}::boolean
+            on conflict (repository_id, label)
+              do update set minion_id = excluded.minion_id, updated_at = excluded.updated_at
+          )
+          select 1`,
+      );
     },
 
     async run(runId: number): Promise<(RunRow & { graphId: number }) | undefined> {
@@ -591,17 +617,30 @@ function schedulerQueries(db: TowerDb) {
       return row;
     },
 
-    async endRun(
+    /**
+     * Ends the run if it is running (and, when `minionId` is given, is that
+     * minion's); its job and minion then, or undefined when it was not.
+     */
+    async endRunningRun(
       runId: number,
+      minionId: number | undefined,
       end: { result: NonNullable<RunRow['result']>; reason: string | null; exitCode: number | null },
       now: Date,
-    ): Promise<void> {
-      await db
+    ): Promise<{ jobId: number; minionId: number | null } | undefined> {
+      const [row] = await db
         .update(runs)
         .set({ state: 'done', ...end, finishedAt: now })
-        .where(eq(runs.id, runId))
-        .prepare('end_run')
+        .where(
+          and(
+            eq(runs.id, runId),
+            eq(runs.state, 'running'),
+            sql`(${minionId ?? null}::bigint is null or ${runs.minionId} = ${minionId ?? null}::bigint)`,
+          ),
+        )
+        .returning({ jobId: runs.jobId, minionId: runs.minionId })
+        .prepare('end_running_run')
         .execute();
+      return row;
     },
 
     /** Extends the lease of the minion's running run whose job still runs; false otherwise. */

@@ -100,6 +100,39 @@ export class Reach {
     for (const label of wanted) this.closed.add(label);
   }
 
+  /**
+   * The job, full and closed, in one statement (what a run's end reads):
+   * its upstreams, its dependents and theirs. Its row; undefined when there
+   * is no such job in the graph.
+   */
+  async closeAround(jobId: number): Promise<JobRow | undefined> {
+    const rows = await this.queries.lockNeighbourhood(jobId);
+    this.add(rows);
+    const job = rows.find((row) => row.id === jobId);
+    if (!job || job.graphId !== this.graph.id) return undefined;
+    // Stored edges are the definitions' dependencies (a chunk's are its range job's).
+    for (const row of rows) {
+      if (row.definition.dependencies.some((dep) => dep.job === job.label))
+        this.full.add(row.label);
+    }
+    this.full.add(job.label);
+    this.closed.add(job.label);
+    return job;
+  }
+
+  /**
+   * Whether a job the event leaves open (blocked, pending or running) is
+   * among the loaded rows: then the graph is not done, and nothing need ask.
+   */
+  leavesOpen(plan: EventPlan): boolean {
+    const after = new Map(plan.transitions.map((t) => [t.job, t.to.state]));
+    for (const row of this.rows.values()) {
+      const state = after.get(row.label) ?? row.state;
+      if (state === 'blocked' || state === 'pending' || state === 'running') return true;
+    }
+    return false;
+  }
+
   /** The job and every descendant, full and closed: what a retrigger walks. */
   async descendants(label: string): Promise<void> {
     await this.makeFull([label]);

@@ -267,7 +267,12 @@ export function createScheduler({
         ctx.claimable.add(row.tagSetId);
       }
       // A run the event ended (cancel, timeout) ends with the job; a finished run has ended already.
-      if (final.state === 'done' && transitions.some((t) => t.from.state === 'running')) {
+      const runEnded = event.type === 'finished' && event.job === label;
+      if (
+        final.state === 'done' &&
+        !runEnded &&
+        transitions.some((t) => t.from.state === 'running')
+      ) {
         ends.push({ jobId: row.id, result: final.result, reason: final.reason });
       }
     }
@@ -288,7 +293,7 @@ export function createScheduler({
       return;
     }
     const completed = plan.transitions.some((t) => t.to.state === 'done');
-    if (ctx.graph.state === 'running' && completed)
+    if (ctx.graph.state === 'running' && completed && !ctx.reach.leavesOpen(plan))
       await finishGraphIfDone(ctx.q, ctx.graph, ctx.now);
   }
 
@@ -312,22 +317,21 @@ export function createScheduler({
     const found = await store.run(runId);
     if (!found) return 'refused';
     const outcome = await withGraph(found.graphId, async (ctx) => {
-      const run = await ctx.q.lockRun(runId);
-      if (!run || run.state !== 'running') return 'refused' as const;
-      if (minionId !== undefined && run.minionId !== minionId) return 'refused' as const;
-      await ctx.q.endRun(runId, end, ctx.now);
-      const job = await ctx.q.job(run.jobId);
-      if (!job) return 'refused' as const;
+      const run = await ctx.q.endRunningRun(runId, minionId, end, ctx.now);
+      if (!run) return 'refused' as const;
+      const row = await ctx.reach.closeAround(run.jobId);
+      if (!row) return 'refused' as const;
       if (run.minionId !== null) {
-        // A lapsed lease counts as the minion's exception too.
-        const exception = end.result === 'exception';
-        await ctx.q.recordMinionOutcome(run.minionId, exception, quarantineAfter, ctx.now);
-        if (end.result === 'success' || end.result === 'warning') {
-          await ctx.q.recordWarmMinion(ctx.graph.repositoryId, job.label, run.minionId, ctx.now);
-        }
+        const succeeded = end.result === 'success' || end.result === 'warning';
+        await ctx.q.recordMinionOutcome({
+          minionId: run.minionId,
+          // A lapsed lease counts as the minion's exception too.
+          exception: end.result === 'exception',
+          quarantineAfter,
+          warmFor: succeeded ? { repositoryId: ctx.graph.repositoryId, label: row.label } : null,
+          now: ctx.now,
+        });
       }
-      await ctx.reach.close([job.label]);
-      const row = ctx.reach.row(job.label);
       const infrastructure =
         end.result === 'exception' &&
         end.reason !== null &&
