@@ -680,6 +680,57 @@ describe.each(backends())('dispatch through the minion protocol on $name', (back
     expect(again.status).toBe(200);
   });
 
+  it("refuses every request with a retired minion's revoked credential, changing nothing, and retries its run elsewhere", async () => {
+    const tag = freshTag();
+    const graphId = await createGraph([job('build', { requires: [tag], retries: 1 })]);
+    const registered = await register({ name: 'lost-laptop', tags: [tag] });
+    const { minionId, credential } = (await registered.json()) as {
+      minionId: number;
+      credential: string;
+    };
+    const claimed = await call('POST', '/api/v1/minion/claim', credential, { waitSeconds: 0 });
+    const { runId } = ((await claimed.json()) as { run: { runId: number } }).run;
+
+    let output = '';
+    await minionsCommand(async () => ({ ...database, close: async () => {} }), {
+      out: (text) => (output += text),
+      err: (text) => (output += text),
+    }).parseAsync(['retire', String(minionId)], { from: 'user' });
+    expect(output).toContain(`Minion ${minionId} (lost-laptop) is retired`);
+
+    const before = await (await call('GET', `/api/v1/graphs/${graphId}`)).json();
+    const requests: [string, unknown][] = [
+      ['/api/v1/minion/claim', { waitSeconds: 0 }],
+      [`/api/v1/minion/runs/${runId}/heartbeat`, {}],
+      [`/api/v1/minion/runs/${runId}/logs`, { seq: 0, data: 'late output' }],
+      [`/api/v1/minion/runs/${runId}/report`, { result: 'success' }],
+    ];
+    for (const [path, body] of requests) {
+      const response = await call('POST', path, credential, body);
+      expect(response.status, path).toBe(401);
+      expect(((await response.json()) as { message: string }).message).toContain(
+        `Minion ${minionId} is retired`,
+      );
+    }
+    expect(await (await call('GET', `/api/v1/graphs/${graphId}`)).json()).toEqual(before);
+    expect(await (await call('GET', `/api/v1/runs/${runId}/log`)).text()).toBe('');
+
+    // Its lease lapsed when it was retired: the next pass retries the job, for another minion.
+    await tower.maintenance.tick();
+    const after = (await (await call('GET', `/api/v1/graphs/${graphId}`)).json()) as {
+      jobs: { state: string; runs: { result: string; reason: string }[] }[];
+    };
+    expect(after.jobs[0]).toMatchObject({
+      state: 'pending',
+      runs: [{ result: 'exception', reason: 'claim-expired' }],
+    });
+    const other = (await (await register({ name: 'spare', tags: [tag] })).json()) as {
+      credential: string;
+    };
+    const retry = await call('POST', '/api/v1/minion/claim', other.credential, { waitSeconds: 0 });
+    expect(((await retry.json()) as { run: { attempt: number } }).run.attempt).toBe(2);
+  });
+
   /** Scheduler and protocol wired by hand, counting each minion's claim attempts. */
   function countingDomain(notifier: Notifier) {
     const attempts = new Map<number, number>();

@@ -1,7 +1,8 @@
 /**
  * `tower minions`: what an operator does to the registered minions, on the
- * configured database (like `tower migrate`): `list` them, and `release` one
- * that was quarantined after too many exceptions in a row.
+ * configured database (like `tower migrate`): `list` them, `release` one
+ * that was quarantined after too many exceptions in a row, `retire` one for
+ * good (its credential is refused from then on).
  */
 import { Command, InvalidArgumentError } from 'commander';
 import type { Database } from '../db/connection.js';
@@ -52,7 +53,7 @@ export function minionsCommand(open: () => Promise<Database>, io: Output): Comma
   }
 
   const command = new Command('minions').description(
-    'List the registered minions, or release a quarantined one',
+    'List the registered minions, release a quarantined one, or retire one',
   );
 
   command
@@ -92,6 +93,22 @@ export function minionsCommand(open: () => Promise<Database>, io: Output): Comma
           minion.state === 'retired'
             ? `Minion ${id} (${minion.name}) is retired and stays retired; register a new minion instead.\n`
             : `Minion ${id} (${minion.name}) is active: it claims jobs again.\n`,
+        );
+      }),
+    );
+
+  command
+    .command('retire')
+    .description(
+      "Revoke a minion's credential for good (a lost machine, a leaked credential); its running jobs are retried elsewhere",
+    )
+    .argument('<id>', 'the minion id (see `tower minions list`)', minionId)
+    .action((id: number) =>
+      withAdmin(async (admin) => {
+        const minion = await admin.retireMinion(id);
+        io.out(
+          `Minion ${id} (${minion.name}) is retired: its credential is refused from now on. ` +
+            'Register the machine again to give it a new one.\n',
         );
       }),
     );

@@ -96,6 +96,20 @@ export function createMinionQueries(db: TowerDb) {
       return row;
     },
 
+    /**
+     * Retires the minion for good: its credential is refused from now on,
+     * and its running runs count as lapsed (src/db/scheduler-store.ts
+     * `overdueRuns`). The row after, or undefined.
+     */
+    async retireMinion(minionId: number): Promise<MinionRow | undefined> {
+      const [row] = await db
+        .update(minions)
+        .set({ state: 'retired' })
+        .where(eq(minions.id, minionId))
+        .returning();
+      return row;
+    },
+
     async runDetail(runId: number): Promise<RunDetail | undefined> {
       const [row] = await db
         .select({

@@ -6,7 +6,7 @@
  * Timestamps inside raw `sql` go as ISO strings cast to timestamptz:
  * postgres.js takes no Date there.
  */
-import { and, asc, eq, inArray, lte, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, inArray, lte, or, sql, type SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import type { GraphSpec, JobSpec } from '../lib/graph-spec.js';
 import type { TowerDb } from './connection.js';
@@ -675,15 +675,25 @@ function schedulerQueries(db: TowerDb) {
       return rows.length === 1;
     },
 
-    /** Running runs whose deadline column has passed. */
+    /**
+     * Running runs whose deadline column has passed. For leases, also the
+     * runs of retired minions: a revoked credential can renew nothing.
+     */
     async overdueRuns(
       column: 'leaseExpiresAt' | 'runtimeDeadline' | 'idleDeadline',
       now: Date,
     ): Promise<number[]> {
+      const overdue =
+        column === 'leaseExpiresAt'
+          ? or(
+              lte(runs.leaseExpiresAt, now),
+              sql`exists (select 1 from minions m where m.id = ${runs.minionId} and m.state = 'retired')`,
+            )
+          : lte(runs[column], now);
       const rows = await db
         .select({ id: runs.id })
         .from(runs)
-        .where(and(eq(runs.state, 'running'), lte(runs[column], now)))
+        .where(and(eq(runs.state, 'running'), overdue))
         .orderBy(asc(runs.id));
       return rows.map((row) => row.id);
     },

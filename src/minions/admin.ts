@@ -1,6 +1,6 @@
 /**
- * What an operator does to minions (`tower minions`): list them, and release
- * a quarantined one once its machine is looked after.
+ * What an operator does to minions (`tower minions`): list them, release a
+ * quarantined one once its machine is looked after, retire one for good.
  */
 import type { TowerDb } from '../db/connection.js';
 import { createMinionQueries, type MinionRow } from '../db/minions.js';
@@ -33,6 +33,17 @@ export function createMinionAdmin({ db }: { db: TowerDb }) {
      */
     async releaseMinion(minionId: number): Promise<MinionSummary> {
       const row = await queries.releaseMinion(minionId);
+      if (!row) throw new NotFoundError(`No minion ${minionId}`);
+      return summary(row);
+    },
+
+    /**
+     * Revokes the minion's credential (a lost machine, a leaked credential):
+     * every request with it is refused from now on, and the runs it held are
+     * retried elsewhere at the next maintenance pass.
+     */
+    async retireMinion(minionId: number): Promise<MinionSummary> {
+      const row = await queries.retireMinion(minionId);
       if (!row) throw new NotFoundError(`No minion ${minionId}`);
       return summary(row);
     },

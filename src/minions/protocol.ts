@@ -89,6 +89,13 @@ export type MinionProtocolDeps = {
   logger?: Logger;
 };
 
+/** A retired minion's credential is revoked: the minion must register again to work. */
+const revoked = (minionId: number) =>
+  new MinionUnauthorizedError(
+    `Minion ${minionId} is retired (\`tower minions retire\`): its credential is revoked; ` +
+      'register the machine again for a new one',
+  );
+
 export function createMinionProtocol(deps: MinionProtocolDeps) {
   const queries = createMinionQueries(deps.db);
   const urls = createUrls(deps.publicUrl);
@@ -193,7 +200,7 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
         : undefined;
       if (!row) throw new MinionUnauthorizedError('Unknown minion credential');
       // A quarantined minion still finishes its runs; only its claims are refused.
-      if (row.state === 'retired') throw new MinionForbiddenError(row.id, row.state);
+      if (row.state === 'retired') throw revoked(row.id);
       return { id: row.id, name: row.name, tags: row.tags, trust: row.trust, state: row.state };
     },
 
@@ -218,6 +225,7 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
           // Quarantined (or retired) since it authenticated, perhaps while it waited.
           if (!(error instanceof InactiveMinionError)) throw error;
           if (error.state === 'quarantined') throw new MinionQuarantinedError(minion.id);
+          if (error.state === 'retired') throw revoked(minion.id);
           throw new MinionForbiddenError(minion.id, error.state ?? 'unknown');
         }
         return claim && describeClaim(claim);
