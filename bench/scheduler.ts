@@ -583,7 +583,7 @@ async function memorySuite(server: PostgresServer, artifactsDir: string): Promis
     return [
       `### Server memory: \`tower serve\` on PostgreSQL with ${thousands(PENDING)} pending jobs`,
       '',
-      `A real \`tower serve\` process (node with tsx's loader, as \`npm start\` runs it) on the database above: ${thousands(MINIONS)} minions registered over HTTP, then for 30 s ${CLAIMERS} loops claim (waitSeconds 0) as random minions, 1,000 more minions long-poll a tag set without work, and 4 readers loop over GET /api/v1/queue, /api/v1/minions (${thousands(MINIONS + 1000)} minions) and /api/v1/graphs/:id (10,000 jobs). RSS of the server's node process, sampled every 250 ms.`,
+      `A real \`tower serve\` process (node with tsx's loader, as \`npm start\` runs it) on the database above: ${thousands(MINIONS)} minions registered over HTTP, then for 30 s ${CLAIMERS} loops claim (waitSeconds 0) as random minions, 1,000 more minions long-poll a tag set without work, and 4 readers loop over GET /api/v1/queue (counting the ${thousands(PENDING)} pending jobs), /api/v1/minions (a page of 1,000 of the ${thousands(MINIONS + 1000)} minions) and /api/v1/graphs/:id (its job counts and a page of 1,000 of its 10,000 jobs). RSS of the server's node process, sampled every 250 ms.`,
       '',
       '| idle after start (MB) | median under load (MB) | peak (MB) | claims in 30 s | reads in 30 s |',
       '| ---: | ---: | ---: | ---: | ---: |',

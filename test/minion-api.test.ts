@@ -481,6 +481,66 @@ describe.each(backends())('minion API on $name', (backend) => {
     );
   });
 
+  it('serves a large graph a page at a time, in label order, with counts of every job', async () => {
+    const { cmd } = fresh();
+    const labels = Array.from({ length: 25 }, (_, i) => `job-${String(i).padStart(2, '0')}`);
+    const graphId = await createGraph([
+      ...labels.map((label) => cmd(label)),
+      job('Zeta', { kind: 'dummy' }),
+      cmd('idle', { inactive: true }),
+    ]);
+    type Page = GraphBody & {
+      counts: { jobs: number; states: Record<string, number>; results: Record<string, number> };
+      next: string | null;
+    };
+    const seen: string[] = [];
+    let after: string | null = null;
+    let pages = 0;
+    do {
+      const query: string = after === null ? '?limit=10' : `?limit=10&after=${after}`;
+      const page = await json<Page>(await call('GET', `/api/v1/graphs/${graphId}${query}`));
+      expect(page.counts).toEqual({
+        jobs: 27,
+        states: { pending: 25, done: 1, inactive: 1 },
+        results: { success: 1 },
+      });
+      seen.push(...page.jobs.map((j) => j.label));
+      after = page.next;
+      pages++;
+    } while (after !== null);
+    expect(pages).toBe(3);
+    // Byte order, as labels sort everywhere in Tower: capitals first.
+    expect(seen).toEqual(['Zeta', 'idle', ...labels].sort());
+    expect(seen[0]).toBe('Zeta');
+
+    const whole = await json<Page>(await call('GET', `/api/v1/graphs/${graphId}`));
+    expect(whole.jobs).toHaveLength(27);
+    expect(whole.next).toBeNull();
+    for (const query of ['?limit=0', '?limit=5001', '?limit=ten']) {
+      const refused = await call('GET', `/api/v1/graphs/${graphId}${query}`);
+      expect(refused.status, query).toBe(400);
+      expect(await messageOf(refused)).toBe('limit: must be a whole number from 1 to 5000');
+    }
+  });
+
+  it('lists the minions a page at a time, by id', async () => {
+    const { tag } = fresh();
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await register([tag], `pager-${i}`)).minionId);
+    type Page = { minions: { id: number; name: string }[]; next: number | null };
+    const first = await json<Page>(
+      await call('GET', `/api/v1/minions?after=${ids[0]! - 1}&limit=3`),
+    );
+    expect(first.minions.map((m) => m.id)).toEqual(ids.slice(0, 3));
+    expect(first.next).toBe(ids[2]);
+    const rest = await json<Page>(await call('GET', `/api/v1/minions?after=${first.next}&limit=3`));
+    expect(rest.minions.map((m) => m.name)).toEqual(['pager-3', 'pager-4']);
+    expect(rest.next).toBeNull();
+    const refused = await call('GET', '/api/v1/minions?after=first');
+    expect(refused.status).toBe(400);
+    expect(await messageOf(refused)).toBe('after: must be a positive whole number');
+  });
+
   it('answers invalid bodies with 400 and a message naming the field', async () => {
     const { tag, cmd } = fresh();
     await createGraph([cmd('build')]);

@@ -79,8 +79,14 @@ export function createMinionQueries(db: TowerDb) {
       return row;
     },
 
-    async listMinions(): Promise<MinionRow[]> {
-      return db.select().from(minions).orderBy(asc(minions.id));
+    /** Minions by id: every one, or at most `limit` after the id `after`. */
+    async listMinions(page: { after?: number; limit?: number } = {}): Promise<MinionRow[]> {
+      const query = db
+        .select()
+        .from(minions)
+        .where(page.after === undefined ? undefined : gt(minions.id, page.after))
+        .orderBy(asc(minions.id));
+      return page.limit === undefined ? query : query.limit(page.limit);
     },
 
     /**

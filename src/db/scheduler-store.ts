@@ -349,6 +349,59 @@ function schedulerQueries(db: TowerDb) {
         .for('update');
     },
 
+    /**
+     * What a reader sees of the graph's jobs: no definitions but the chunk.
+     * In label order ("C" collation, as compareLabels orders) from after
+     * `after`, at most `limit`; every job without a limit.
+     */
+    async graphJobViews(graphId: number, page: { after?: string; limit?: number } = {}) {
+      const label = sql`${jobs.label} collate "C"`;
+      const query = db
+        .select({
+          id: jobs.id,
+          label: jobs.label,
+          kind: jobs.kind,
+          state: jobs.state,
+          result: jobs.result,
+          reason: jobs.reason,
+          priority: jobs.priority,
+          retries: jobs.retries,
+          retriesUsed: jobs.retriesUsed,
+          pendingSince: jobs.pendingSince,
+          parentJobId: jobs.parentJobId,
+          chunk: sql<JobSpec['chunk']>`${jobs.definition} -> 'chunk'`,
+          dueAt: jobs.dueAt,
+        })
+        .from(jobs)
+        .where(
+          and(
+            eq(jobs.graphId, graphId),
+            page.after === undefined ? undefined : sql`${label} > ${page.after}`,
+          ),
+        )
+        .orderBy(label);
+      return page.limit === undefined ? query : query.limit(page.limit);
+    },
+
+    /** How many of the graph's jobs are in each state, and done with each result. */
+    async graphCounts(graphId: number) {
+      return db
+        .select({ state: jobs.state, result: jobs.result, count: sql<number>`count(*)::int` })
+        .from(jobs)
+        .where(eq(jobs.graphId, graphId))
+        .groupBy(jobs.state, jobs.result);
+    },
+
+    /** The runs of these jobs, by job and attempt. */
+    async runsOfJobs(jobIds: readonly number[]): Promise<RunRow[]> {
+      if (jobIds.length === 0) return [];
+      return db
+        .select()
+        .from(runs)
+        .where(inArray(runs.jobId, [...jobIds]))
+        .orderBy(asc(runs.jobId), asc(runs.attempt));
+    },
+
     async graphJobs(graphId: number): Promise<JobRow[]> {
       return db.select().from(jobs).where(eq(jobs.graphId, graphId)).orderBy(asc(jobs.label));
     },

@@ -206,6 +206,8 @@ export const jobs = pgTable(
   },
   (t) => [
     uniqueIndex('jobs_graph_label_idx').on(t.graphId, t.label),
+    // Pages of a graph's jobs in label order: the "C" collation orders as compareLabels does.
+    index('jobs_graph_label_c_idx').on(t.graphId, sql`${t.label} collate "C"`),
     // The claim query: highest priority, oldest first, per tag set.
     index('jobs_claim_idx')
       .on(t.tagSetId, t.priority.desc(), t.pendingSince)

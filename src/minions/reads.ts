@@ -3,9 +3,9 @@
  * artifacts, logs (also followed as they grow), minions and the queue.
  */
 import type { TowerDb } from '../db/connection.js';
-import { createMinionQueries, type RunDetail } from '../db/minions.js';
+import { createMinionQueries, type MinionRow, type RunDetail } from '../db/minions.js';
 import type { JobResult } from '../lib/graph-spec.js';
-import type { GraphStatus, Scheduler } from '../scheduler/scheduler.js';
+import type { GraphPage, Scheduler } from '../scheduler/scheduler.js';
 import type { ArtifactStore } from './artifact-store.js';
 import { NotFoundError } from './errors.js';
 import type { RunSignals } from './run-signals.js';
@@ -38,12 +38,34 @@ export type MinionView = {
   lastSeenAt: Date | null;
 };
 
+/** Items in a page of a graph's jobs or of the minions, unless the reader asks for another number. */
+export const DEFAULT_GRAPH_PAGE = 1000;
+export const DEFAULT_MINION_PAGE = 1000;
+/** The most a reader may ask for in one page. */
+export const MAX_PAGE = 5000;
+
+export type GraphPageRequest = { after?: string | undefined; limit?: number | undefined };
+
+function minionView(row: MinionRow): MinionView {
+  return {
+    id: row.id,
+    name: row.name,
+    tags: row.tags,
+    trust: row.trust,
+    jobs: row.jobLabels,
+    state: row.state,
+    quarantinedAt: row.quarantinedAt,
+    registeredAt: row.registeredAt,
+    lastSeenAt: row.lastSeenAt,
+  };
+}
+
 /** How often a follower looks for output that another replica took. */
 const FOLLOW_POLL_MS = 1000;
 
 export function createReads(deps: {
   db: TowerDb;
-  scheduler: Pick<Scheduler, 'graphStatus'>;
+  scheduler: Pick<Scheduler, 'graphPage'>;
   artifacts: ArtifactStore;
   runSignals: RunSignals;
   publicUrl: string;
@@ -58,10 +80,15 @@ export function createReads(deps: {
   }
 
   return {
-    async graph(graphId: number): Promise<GraphStatus> {
-      const status = await deps.scheduler.graphStatus({ graphId });
-      if (!status) throw new NotFoundError(`No graph ${graphId}`);
-      return status;
+    /** A page of the graph's jobs (GraphPage); a 10,000-job graph is read a page at a time. */
+    async graph(graphId: number, page: GraphPageRequest = {}): Promise<GraphPage> {
+      const found = await deps.scheduler.graphPage({
+        graphId,
+        after: page.after,
+        limit: page.limit ?? DEFAULT_GRAPH_PAGE,
+      });
+      if (!found) throw new NotFoundError(`No graph ${graphId}`);
+      return found;
     },
 
     async run(runId: number): Promise<RunView> {
@@ -149,18 +176,18 @@ export function createReads(deps: {
       }
     },
 
-    async minions(): Promise<MinionView[]> {
-      return (await queries.listMinions()).map((row) => ({
-        id: row.id,
-        name: row.name,
-        tags: row.tags,
-        trust: row.trust,
-        jobs: row.jobLabels,
-        state: row.state,
-        quarantinedAt: row.quarantinedAt,
-        registeredAt: row.registeredAt,
-        lastSeenAt: row.lastSeenAt,
-      }));
+    /** A page of the registered minions by id; `next` is the id to ask after, null on the last page. */
+    async minions(
+      page: { after?: number | undefined; limit?: number | undefined } = {},
+    ): Promise<{ minions: MinionView[]; next: number | null }> {
+      const limit = page.limit ?? DEFAULT_MINION_PAGE;
+      const rows = await queries.listMinions({
+        ...(page.after === undefined ? {} : { after: page.after }),
+        limit: limit + 1,
+      });
+      const more = rows.length > limit;
+      const shown = more ? rows.slice(0, limit) : rows;
+      return { minions: shown.map(minionView), next: more ? shown[shown.length - 1]!.id : null };
     },
 
     /** Pending command jobs counted by tag set; untrusted graphs' jobs queue apart. */

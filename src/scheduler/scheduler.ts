@@ -23,7 +23,7 @@
  * applies follow-up events in the same transaction. Trigger jobs (peer
  * clusters) stay pending until the clusters issue.
  */
-import { checkGraph, compareLabels, InvalidGraphError } from '../graph/model.js';
+import { checkGraph, InvalidGraphError } from '../graph/model.js';
 import {
   graphResult,
   initialState,
@@ -137,6 +137,27 @@ export type GraphStatus = {
   /** Sorted by label, like the spec. */
   jobs: JobView[];
 };
+
+export type GraphPage = GraphStatus & {
+  /** Every job of the graph, counted: in all, by state, and the done ones by result. */
+  counts: {
+    jobs: number;
+    states: Partial<Record<JobRow['state'], number>>;
+    results: Partial<Record<JobResult, number>>;
+  };
+  /** Ask for the page after this label; null on the last page. */
+  next: string | null;
+};
+
+function groupRuns(runs: readonly RunRow[]): Map<number, RunRow[]> {
+  const byJob = new Map<number, RunRow[]>();
+  for (const run of runs) {
+    const list = byJob.get(run.jobId);
+    if (list) list.push(run);
+    else byJob.set(run.jobId, [run]);
+  }
+  return byJob;
+}
 
 /** Results a minion reports that are infrastructure failures, retried automatically. */
 const infrastructureReasons: readonly JobReason[] = ['claim-expired', 'minion-shutdown'];
@@ -699,41 +720,60 @@ export function createScheduler({
      */
     approve: (input: { jobId: number; approver: Approver }) => serverJobs.approve(input),
 
-    /** The graph, its jobs and their runs; marks the graph done when every active job is. */
+    /**
+     * The graph, its jobs and their runs, as committed: a read, taking no
+     * lock, so that reading a 10,000-job graph never holds up its events.
+     */
     async graphStatus(input: { graphId: number }): Promise<GraphStatus | undefined> {
-      return store.transaction(async (q) => {
-        const locked = await q.lockGraph(input.graphId);
-        if (!locked) return undefined;
-        await finishGraphIfDone(q, locked, clock.now());
-        const graph = (await q.graph(input.graphId))!;
-        const rows = (await q.graphJobs(graph.id)).sort((a, b) => compareLabels(a.label, b.label));
-        const runs = await q.graphRuns(graph.id);
-        const byJob = new Map<number, RunRow[]>();
-        for (const run of runs) {
-          const list = byJob.get(run.jobId);
-          if (list) list.push(run);
-          else byJob.set(run.jobId, [run]);
-        }
-        return {
-          graph,
-          jobs: rows.map((row) => ({
-            id: row.id,
-            label: row.label,
-            kind: row.kind,
-            state: row.state,
-            result: row.result,
-            reason: row.reason,
-            priority: row.priority,
-            retries: row.retries,
-            retriesUsed: row.retriesUsed,
-            pendingSince: row.pendingSince,
-            parentJobId: row.parentJobId,
-            chunk: row.definition.chunk,
-            dueAt: row.dueAt,
-            runs: byJob.get(row.id) ?? [],
-          })),
-        };
-      });
+      const graph = await store.graph(input.graphId);
+      if (!graph) return undefined;
+      const [rows, runs] = await Promise.all([
+        store.graphJobViews(graph.id),
+        store.graphRuns(graph.id),
+      ]);
+      const byJob = groupRuns(runs);
+      return {
+        graph,
+        jobs: rows.map((row) => ({ ...row, runs: byJob.get(row.id) ?? [] })),
+      };
+    },
+
+    /**
+     * One page of the graph for readers: the graph, its jobs counted by
+     * state and result, and up to `limit` jobs in label order after
+     * `after`, with their runs; `next` is the label to ask after for the
+     * next page, null on the last. A read, taking no lock.
+     */
+    async graphPage(input: {
+      graphId: number;
+      after?: string | undefined;
+      limit: number;
+    }): Promise<GraphPage | undefined> {
+      const graph = await store.graph(input.graphId);
+      if (!graph) return undefined;
+      const [rows, counted] = await Promise.all([
+        store.graphJobViews(graph.id, {
+          ...(input.after === undefined ? {} : { after: input.after }),
+          limit: input.limit + 1,
+        }),
+        store.graphCounts(graph.id),
+      ]);
+      const more = rows.length > input.limit;
+      const page = more ? rows.slice(0, input.limit) : rows;
+      const runs = await store.runsOfJobs(page.map((row) => row.id));
+      const byJob = groupRuns(runs);
+      const counts: GraphPage['counts'] = { jobs: 0, states: {}, results: {} };
+      for (const { state, result, count } of counted) {
+        counts.jobs += count;
+        counts.states[state] = (counts.states[state] ?? 0) + count;
+        if (result !== null) counts.results[result] = (counts.results[result] ?? 0) + count;
+      }
+      return {
+        graph,
+        counts,
+        jobs: page.map((row) => ({ ...row, runs: byJob.get(row.id) ?? [] })),
+        next: more ? page[page.length - 1]!.label : null,
+      };
     },
   };
 }

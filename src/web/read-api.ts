@@ -6,10 +6,14 @@
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { AppEnv } from './env.js';
-import { idParam } from './requests.js';
+import { GraphPageQuery, MinionPageQuery, idParam, parseQuery } from './requests.js';
 
 export const readApiRoutes = new Hono<AppEnv>()
-  .get('/api/v1/graphs/:id', async (c) => c.json(await c.var.tower.reads.graph(idParam(c, 'id'))))
+  .get('/api/v1/graphs/:id', async (c) => {
+    const id = idParam(c, 'id');
+    const page = parseQuery(c, GraphPageQuery);
+    return c.json(await c.var.tower.reads.graph(id, page));
+  })
   .get('/api/v1/runs/:id', async (c) => c.json(await c.var.tower.reads.run(idParam(c, 'id'))))
   .get('/api/v1/runs/:id/manifest', async (c) =>
     c.json(await c.var.tower.reads.manifest(idParam(c, 'id'))),
@@ -47,5 +51,7 @@ export const readApiRoutes = new Hono<AppEnv>()
       });
     });
   })
-  .get('/api/v1/minions', async (c) => c.json({ minions: await c.var.tower.reads.minions() }))
+  .get('/api/v1/minions', async (c) =>
+    c.json(await c.var.tower.reads.minions(parseQuery(c, MinionPageQuery))),
+  )
   .get('/api/v1/queue', async (c) => c.json({ queue: await c.var.tower.reads.queue() }));

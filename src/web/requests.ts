@@ -1,6 +1,7 @@
 /** Reading requests: JSON bodies and path parameters through zod, bearer tokens. */
 import type { Context } from 'hono';
-import type { z } from 'zod';
+import { z } from 'zod';
+import { MAX_PAGE } from '../minions/reads.js';
 import { InvalidRequestError } from '../minions/errors.js';
 import { Id, describeIssues } from '../minions/schemas.js';
 
@@ -32,3 +33,26 @@ export function bearerToken(c: Context): string | undefined {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
   return match?.[1];
 }
+
+/** The query string through the schema; the message names the parameter. */
+export function parseQuery<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
+  const parsed = schema.safeParse(c.req.query());
+  if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error.issues, 'query'));
+  return parsed.data;
+}
+
+const pageLimit = z.coerce
+  .number({ error: `must be a whole number from 1 to ${MAX_PAGE}` })
+  .int({ error: `must be a whole number from 1 to ${MAX_PAGE}` })
+  .min(1, { error: `must be a whole number from 1 to ${MAX_PAGE}` })
+  .max(MAX_PAGE, { error: `must be a whole number from 1 to ${MAX_PAGE}` })
+  .optional();
+
+/** `?after=<label>&limit=<n>` of GET /api/v1/graphs/:id. */
+export const GraphPageQuery = z.object({
+  after: z.string().min(1).max(200).optional(),
+  limit: pageLimit,
+});
+
+/** `?after=<id>&limit=<n>` of GET /api/v1/minions. */
+export const MinionPageQuery = z.object({ after: Id.optional(), limit: pageLimit });

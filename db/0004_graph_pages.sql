@@ -1,0 +1,1 @@
+CREATE INDEX "jobs_graph_label_c_idx" ON "jobs" USING btree ("graph_id","label" collate "C");
