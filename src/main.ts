@@ -9,9 +9,18 @@ import type { Hono } from 'hono';
 import { Probot } from 'probot';
 import type { Config } from './config/config.js';
 import { openDatabase, type Database } from './db/connection.js';
+import { createCheckReportQueries } from './db/check-reports.js';
 import { createDeliveryQueries } from './db/deliveries.js';
+import { createEventQueries } from './db/events.js';
+import { createGitHubBudget } from './db/github-budget.js';
+import { createCommentQueries } from './db/outgoing-comments.js';
 import { createInstallationQueries } from './db/installations.js';
+import { createCheckPublisher, type CheckPublisher } from './checks/publisher.js';
+import { createCommentSender, type CommentSender } from './github/comment-outbox.js';
 import { createDeliveryProcessor, type DeliveryProcessor } from './github/delivery-processor.js';
+import { registerEventHandlers } from './github/event-handlers.js';
+import { createOctokitPort } from './github/octokit-port.js';
+import type { GitHubPort } from './github/port.js';
 import { createGitHubRepositoryAccess } from './github/repository-access.js';
 import { registerInstallationHandlers } from './github/installation-handlers.js';
 import { createWebhookIntake, type WebhookIntake } from './github/webhook-intake.js';
@@ -29,12 +38,17 @@ import { createInProcessNotifier, createPostgresNotifier } from './minions/notif
 import { createMinionAgent, hostTags, type MinionAgent } from './minions/agent.js';
 import { createMinionProtocol, type RepositoryAccess } from './minions/protocol.js';
 import { createReads } from './minions/reads.js';
+import { createGraphReports } from './minions/reports.js';
 import { createRunSignals } from './minions/run-signals.js';
-import type { NotifyPort } from './scheduler/notify.js';
+import { createNotifyAdapter, NotifyError, type NotifyPort } from './scheduler/notify.js';
 import { createScheduler, type Scheduler } from './scheduler/scheduler.js';
 import { createServerJobRunner, type ServerJobRunner } from './scheduler/server-job-runner.js';
 import { createWebApp } from './web/app.js';
 import type { AppEnv } from './web/env.js';
+import type { DesiredCheckRun } from './checks/render.js';
+
+/** A static report's check run, as the publisher rendered and stored it. */
+type DesiredStatic = DesiredCheckRun | null;
 
 export type TowerDeps = {
   config: Config;
@@ -48,6 +62,8 @@ export type TowerDeps = {
   notify?: NotifyPort;
   /** Where minions fetch repositories; by default GitHub's, when a GitHub App is configured. */
   repositories?: RepositoryAccess;
+  /** GitHub, behind Tower's port; by default Octokit on the configured API URL, with a GitHub App. */
+  github?: GitHubPort;
 };
 
 export type RunningTower = {
@@ -76,6 +92,10 @@ export type Tower = {
   app: Hono<AppEnv>;
   /** Processes stored deliveries; absent without a GitHub App. */
   processor: DeliveryProcessor | undefined;
+  /** Publishes check runs; absent without a GitHub App. startTower starts it; tests call `tick()`. */
+  checks: CheckPublisher | undefined;
+  /** Posts queued comments; absent without a GitHub App. */
+  comments: CommentSender | undefined;
   /** The scheduler with wake-ups: what changes jobs goes through it, so waiting claims hear of it. */
   scheduler: Scheduler;
   /** Lapsed leases and timeouts; startTower runs it periodically, tests call `tick()`. */
@@ -98,8 +118,40 @@ export async function createTower({
   maintenanceIntervalMs,
   notify,
   repositories = defaultRepositoryAccess(config, database),
+  github = defaultGitHubPort(config),
 }: TowerDeps & { database: Database }): Promise<Tower> {
   const metrics = createMetrics();
+  const eventQueries = createEventQueries(database.db);
+  const commentQueries = createCommentQueries(database.db);
+  const checkReports = createCheckReportQueries(database.db);
+  const budget = createGitHubBudget(database.db);
+  // Notify jobs' comments go on the pull request, through the comment outbox.
+  const notifyPort =
+    notify ??
+    createNotifyAdapter({
+      logger,
+      comment: async (n) => {
+        const target = await eventQueries.commentTarget(n.event.id);
+        if (!github || !target) {
+          throw new NotifyError('comments need the GitHub App, which is not configured');
+        }
+        if (target.pullNumber === null) {
+          throw new NotifyError(
+            `graph ${n.graph.id} was built for a ${n.event.type} event, not a pull request: there is nowhere to comment`,
+          );
+        }
+        await commentQueries.enqueue({
+          dedupKey: `notify:${n.runId}`,
+          installationId: target.installationId,
+          fullName: target.fullName,
+          issueNumber: target.pullNumber,
+          body: n.comment,
+        });
+        commentSender?.wake();
+      },
+    });
+  let checkPublisher: CheckPublisher | undefined;
+  let commentSender: CommentSender | undefined;
   const notifier =
     database.kind === 'postgres'
       ? createPostgresNotifier({ db: database.db, logger })
@@ -111,8 +163,9 @@ export async function createTower({
     clock,
     onClaimable: (tagSetKeys) => notifier.notify(tagSetKeys),
     logger,
-    ...(notify === undefined ? {} : { notify }),
+    notify: notifyPort,
     onServerWork: () => serverJobs.wake(),
+    onGraphChanged: () => checkPublisher?.wake(),
   });
   const serverJobs = createServerJobRunner({
     scheduler,
@@ -140,6 +193,40 @@ export async function createTower({
     runSignals,
     publicUrl: config.publicUrl,
   });
+  if (github) {
+    const graphReports = createGraphReports({
+      db: database.db,
+      scheduler,
+      artifacts,
+      publicUrl: config.publicUrl,
+    });
+    checkPublisher = createCheckPublisher({
+      store: {
+        takeDue: async (now, leaseMs, limit) =>
+          (await checkReports.takeDue(now, leaseMs, limit)).map((report) => ({
+            ...report,
+            staticCheckRun: report.staticCheckRun as DesiredStatic,
+          })),
+        checkRuns: (reportId) => checkReports.checkRuns(reportId),
+        addCheckRun: (reportId, key, generation, name) =>
+          checkReports.addCheckRun(reportId, key, generation, name),
+        recordSent: (id, sent) => checkReports.recordSent(id, sent),
+        release: (id, outcome) => checkReports.release(id, outcome),
+      },
+      budget,
+      github,
+      report: (graphId, { detailsUpTo }) => graphReports.report(graphId, { detailsUpTo }),
+      clock,
+      logger: logger.child({ component: 'checks' }),
+    });
+    commentSender = createCommentSender({
+      outbox: commentQueries,
+      budget,
+      github,
+      clock,
+      logger: logger.child({ component: 'comments' }),
+    });
+  }
   const maintenance = createMaintenance({
     scheduler,
     logger,
@@ -156,8 +243,22 @@ export async function createTower({
       baseUrl: config.githubApiUrl,
       log: logger.child({ component: 'probot' }),
     });
+    const port = github!;
     await probot.load((app) => {
       registerInstallationHandlers(app, { store: createInstallationQueries(database.db), clock });
+      registerEventHandlers(app, {
+        github: port,
+        events: eventQueries,
+        reports: checkReports,
+        comments: commentQueries,
+        checkRuns: checkReports,
+        scheduler,
+        onReports: () => checkPublisher?.wake(),
+        onComments: () => commentSender?.wake(),
+        publicUrl: config.publicUrl,
+        logger: logger.child({ component: 'github' }),
+        clock,
+      });
     });
     const deliveries = createDeliveryQueries(database.db);
     const deliveryProcessor = createDeliveryProcessor({
@@ -189,6 +290,8 @@ export async function createTower({
   return {
     app,
     processor,
+    checks: checkPublisher,
+    comments: commentSender,
     scheduler,
     maintenance,
     serverJobs,
@@ -197,6 +300,8 @@ export async function createTower({
     async close() {
       await maintenance.stop();
       await serverJobs.stop();
+      await checkPublisher?.stop();
+      await commentSender?.stop();
       await notifier.close();
     },
   };
@@ -223,6 +328,8 @@ export async function startTower({
   processor?.start();
   tower.maintenance.start();
   tower.serverJobs.start();
+  tower.checks?.start();
+  tower.comments?.start();
   const address = server.address() as AddressInfo;
   const url = `http://${formatHost(config.host)}:${address.port}`;
   logger.info({ url, publicUrl: config.publicUrl, version }, 'Tower is listening');
@@ -273,6 +380,16 @@ export async function startTower({
       return closing;
     },
   };
+}
+
+/** Octokit on the configured API URL, when a GitHub App is configured. */
+function defaultGitHubPort(config: Config): GitHubPort | undefined {
+  if (!config.githubApp) return undefined;
+  return createOctokitPort({
+    appId: config.githubApp.appId,
+    privateKey: config.githubApp.privateKey,
+    baseUrl: config.githubApiUrl,
+  });
 }
 
 /** GitHub's clone URLs and installation tokens, when a GitHub App is configured. */

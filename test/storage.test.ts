@@ -40,9 +40,14 @@ describe.each(backends())('storage on $name', (backend) => {
       const names = rows.map((row) => row.table_name);
       expect(names).toEqual([
         'artifacts',
+        'check_reports',
+        'check_runs',
         'clusters',
         'events',
+        'github_budgets',
+        'github_content_requests',
         'graphs',
+        'handled_comments',
         'installations',
         'job_approvals',
         'job_dependencies',
@@ -50,6 +55,8 @@ describe.each(backends())('storage on $name', (backend) => {
         'landing_queue_entries',
         'log_chunks',
         'minions',
+        'ok_to_test',
+        'outgoing_comments',
         'repositories',
         'runs',
         'tag_sets',

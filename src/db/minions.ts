@@ -3,7 +3,7 @@
  * read-side views of runs that the protocol and the read API answer with.
  * src/minions/ decides what to write; each function is one statement.
  */
-import { and, asc, count, desc, eq, gt, ne, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, inArray, ne, or, sql } from 'drizzle-orm';
 import type { JobSpec } from '../lib/graph-spec.js';
 import type { TowerDb } from './connection.js';
 import { UNTRUSTED_PREFIX } from './scheduler-store.js';
@@ -193,6 +193,56 @@ export function createMinionQueries(db: TowerDb) {
         .from(logChunks)
         .where(and(eq(logChunks.runId, runId), gt(logChunks.seq, afterSeq)))
         .orderBy(asc(logChunks.seq));
+    },
+
+    /**
+     * The beginning and the end of a run's log, for a check run, without
+     * reading what lies between: the first and last `chunks` chunks, and
+     * the whole log's length in characters.
+     */
+    async logEnds(
+      runId: number,
+      chunks: number,
+    ): Promise<{ first: string[]; last: string[]; chars: number; count: number }> {
+      const [first, last, [size]] = await Promise.all([
+        db
+          .select({ data: logChunks.data })
+          .from(logChunks)
+          .where(eq(logChunks.runId, runId))
+          .orderBy(asc(logChunks.seq))
+          .limit(chunks),
+        db
+          .select({ data: logChunks.data })
+          .from(logChunks)
+          .where(eq(logChunks.runId, runId))
+          .orderBy(desc(logChunks.seq))
+          .limit(chunks),
+        db
+          .select({
+            chars: sql<number>`coalesce(sum(length(${logChunks.data})), 0)::int`,
+            count: sql<number>`count(*)::int`,
+          })
+          .from(logChunks)
+          .where(eq(logChunks.runId, runId)),
+      ]);
+      return {
+        first: first.map((row) => row.data),
+        last: last.map((row) => row.data).reverse(),
+        chars: size?.chars ?? 0,
+        count: size?.count ?? 0,
+      };
+    },
+
+    /** The names of these minions. */
+    async minionNames(ids: readonly number[]): Promise<Map<number, string>> {
+      const names = new Map<number, string>();
+      if (ids.length === 0) return names;
+      const rows = await db
+        .select({ id: minions.id, name: minions.name })
+        .from(minions)
+        .where(inArray(minions.id, [...ids]));
+      for (const row of rows) names.set(row.id, row.name);
+      return names;
     },
 
     /** A second upload of a name replaces the first. */

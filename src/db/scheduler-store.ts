@@ -370,6 +370,7 @@ function schedulerQueries(db: TowerDb) {
           pendingSince: jobs.pendingSince,
           parentJobId: jobs.parentJobId,
           chunk: sql<JobSpec['chunk']>`${jobs.definition} -> 'chunk'`,
+          source: sql<JobSpec['source']>`${jobs.definition} -> 'source'`,
           dueAt: jobs.dueAt,
         })
         .from(jobs)
@@ -406,9 +407,17 @@ function schedulerQueries(db: TowerDb) {
       return db.select().from(jobs).where(eq(jobs.graphId, graphId)).orderBy(asc(jobs.label));
     },
 
-    /** Writes the new columns of many jobs, ~1,000 per statement. */
-    async updateJobs(updates: readonly JobUpdate[], now: Date): Promise<void> {
-      for (const part of chunks(updates)) {
+    /**
+     * Writes the new columns of many jobs of one graph, ~1,000 per
+     * statement, and counts the change on the graph (whose row the caller
+     * has locked): check runs are published when `changes` moves.
+     */
+    async updateJobs(graphId: number, updates: readonly JobUpdate[], now: Date): Promise<void> {
+      for (const [i, part] of chunks(updates).entries()) {
+        const bump =
+          i === 0
+            ? sql`with changed as (update ${graphs} set changes = changes + 1 where id = ${graphId}) `
+            : sql``;
         const values = sql.join(
           part.map(
             (u) =>
@@ -419,7 +428,7 @@ function schedulerQueries(db: TowerDb) {
           ),
           sql`, `,
         );
-        await db.execute(sql`
+        await db.execute(sql`${bump}
           update ${jobs} set
             state = v.state, result = v.result, reason = v.reason,
             pending_since = v.pending_since, request_deadline = v.request_deadline,

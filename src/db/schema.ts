@@ -103,9 +103,16 @@ export const events = pgTable(
     author: text('author'),
     payload: jsonb('payload').notNull(),
     deliveryId: text('delivery_id').references(() => webhookDeliveries.id),
+    /** A pull request's events: its number, so that a new push supersedes older graphs. */
+    pullNumber: integer('pull_number'),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex('events_dedup_key_idx').on(t.dedupKey)],
+  (t) => [
+    uniqueIndex('events_dedup_key_idx').on(t.dedupKey),
+    index('events_pull_idx')
+      .on(t.repositoryId, t.pullNumber)
+      .where(sql`${t.pullNumber} is not null`),
+  ],
 );
 
 export const graphs = pgTable(
@@ -137,6 +144,12 @@ export const graphs = pgTable(
       .default('running'),
     result: text('result'),
     supersededBy: bigint('superseded_by', { mode: 'number' }),
+    /**
+     * Counts the transactions that changed the graph's jobs (each locks the
+     * graph row, so this costs no extra lock): check runs are published
+     * when it moves past what they last showed.
+     */
+    changes: bigint('changes', { mode: 'number' }).notNull().default(0),
     createdAt: createdAt(),
     finishedAt: ts('finished_at'),
   },
@@ -404,4 +417,150 @@ export const clusters = pgTable('clusters', {
   /** Shared secret for HMAC-signed events between the two clusters. */
   sharedSecret: text('shared_secret').notNull(),
   createdAt: createdAt(),
+});
+
+/**
+ * What Tower reports to GitHub for an event: a graph's check runs, or the
+ * failing check run of definitions with errors. The publisher takes due
+ * reports with a lease and publishes what changed (src/checks/publisher.ts).
+ */
+export const checkReports = pgTable(
+  'check_reports',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    eventId: bigint('event_id', { mode: 'number' })
+      .notNull()
+      .references(() => events.id),
+    /** Null for a report of definition errors (no graph was built). */
+    graphId: bigint('graph_id', { mode: 'number' }).references(() => graphs.id),
+    repositoryId: githubId('repository_id')
+      .notNull()
+      .references(() => repositories.id),
+    installationId: githubId('installation_id').notNull(),
+    headSha: text('head_sha').notNull(),
+    /** Definition errors: the check run to show, rendered once. */
+    staticCheckRun: jsonb('static_check_run'),
+    /** The graph's `changes` that the check runs show; -1 before the first publish. */
+    publishedChanges: bigint('published_changes', { mode: 'number' }).notNull().default(-1),
+    /** Set once everything final is published: the report is left alone from then on. */
+    finished: boolean('finished').notNull().default(false),
+    /** Looked at again at this time even if nothing changed (a refresh, or annotations left to send). */
+    dueAt: ts('due_at').notNull().defaultNow(),
+    /** Not looked at before this time, changes or not: GitHub asked to wait, or a failure backs off. */
+    holdUntil: ts('hold_until'),
+    leaseExpiresAt: ts('lease_expires_at'),
+    attempts: integer('attempts').notNull().default(0),
+    lastError: text('last_error'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index('check_reports_due_idx')
+      .on(t.dueAt)
+      .where(sql`not ${t.finished}`),
+    uniqueIndex('check_reports_graph_idx').on(t.graphId),
+    uniqueIndex('check_reports_definitions_idx')
+      .on(t.eventId)
+      .where(sql`${t.graphId} is null`),
+  ],
+);
+
+/**
+ * One GitHub check run Tower created, and what it last sent. A job that
+ * runs again after its check run completed gets a new check run (a new
+ * generation), as GitHub's Re-run does; the old one stays as history.
+ */
+export const checkRuns = pgTable(
+  'check_runs',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    reportId: bigint('report_id', { mode: 'number' })
+      .notNull()
+      .references(() => checkReports.id),
+    /** `summary`, `job:<id>`, `group:<name>` or `definitions` (src/checks/render.ts). */
+    key: text('key').notNull(),
+    generation: integer('generation').notNull().default(1),
+    githubId: bigint('github_id', { mode: 'number' }),
+    name: text('name').notNull(),
+    /** A hash of the last payload sent: an update is sent only when it differs. */
+    sentHash: text('sent_hash'),
+    status: text('status', { enum: ['queued', 'in_progress', 'completed'] }),
+    /** Annotations sent so far (GitHub takes 50 a request; the rest follow in updates). */
+    annotationsSent: integer('annotations_sent').notNull().default(0),
+    sentAt: ts('sent_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('check_runs_report_key_idx').on(t.reportId, t.key, t.generation),
+    index('check_runs_github_idx').on(t.githubId),
+  ],
+);
+
+/**
+ * Content-creating requests sent to GitHub per installation, for the
+ * budget of 80 a minute and 500 an hour that every replica shares.
+ */
+export const githubContentRequests = pgTable(
+  'github_content_requests',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    installationId: githubId('installation_id').notNull(),
+    at: ts('at').notNull(),
+  },
+  (t) => [index('github_content_requests_idx').on(t.installationId, t.at)],
+);
+
+/** Per installation: GitHub asked Tower to wait (retry-after, or a spent rate limit) until then. */
+export const githubBudgets = pgTable('github_budgets', {
+  installationId: githubId('installation_id').primaryKey(),
+  blockedUntil: ts('blocked_until'),
+});
+
+/** `/tower ok-to-test` approvals: a fork's pull request may run at this head commit. */
+export const okToTest = pgTable(
+  'ok_to_test',
+  {
+    repositoryId: githubId('repository_id')
+      .notNull()
+      .references(() => repositories.id),
+    pullNumber: integer('pull_number').notNull(),
+    headSha: text('head_sha').notNull(),
+    approvedBy: text('approved_by').notNull(),
+    approvedAt: ts('approved_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.repositoryId, t.pullNumber, t.headSha] })],
+);
+
+/**
+ * Comments Tower posts (replies to commands, notices, notify jobs), queued
+ * so that none is lost or posted twice: the publisher sends them within the
+ * installation's budget. `dedupKey` makes enqueueing idempotent.
+ */
+export const outgoingComments = pgTable(
+  'outgoing_comments',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    dedupKey: text('dedup_key').notNull().unique(),
+    installationId: githubId('installation_id').notNull(),
+    fullName: text('full_name').notNull(),
+    issueNumber: integer('issue_number').notNull(),
+    body: text('body').notNull(),
+    githubId: bigint('github_id', { mode: 'number' }),
+    dueAt: ts('due_at').notNull().defaultNow(),
+    attempts: integer('attempts').notNull().default(0),
+    leaseExpiresAt: ts('lease_expires_at'),
+    lastError: text('last_error'),
+    sentAt: ts('sent_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index('outgoing_comments_due_idx')
+      .on(t.dueAt)
+      .where(sql`${t.sentAt} is null`),
+  ],
+);
+
+/** Comments whose commands Tower has carried out: a redelivered comment runs nothing twice. */
+export const handledComments = pgTable('handled_comments', {
+  commentId: githubId('comment_id').primaryKey(),
+  handledAt: ts('handled_at').notNull().defaultNow(),
 });

@@ -1068,8 +1068,28 @@ const checks: Record<string, Handler> = {
   },
 };
 
+const teams: Record<string, Handler> = {
+  'teams/get-membership-for-user-in-org': async (request, sim) => {
+    const org = String(request.params.org);
+    const slug = String(request.params.team_slug);
+    const login = String(request.params.username);
+    // An installation sees the teams of its own organisation only.
+    if (request.installation?.account.login.toLowerCase() !== org.toLowerCase()) throw notFound();
+    if (!sim.state.isTeamMember(org, slug, login)) throw notFound();
+    return {
+      status: 200,
+      body: {
+        url: `${sim.urls.api}/organizations/${request.installation.account.id}/team/${slug}/memberships/${login}`,
+        role: 'member',
+        state: 'active',
+      },
+    };
+  },
+};
+
 export const handlers: Record<string, Handler> = {
   ...apps,
+  ...teams,
   ...repos,
   ...git,
   ...pulls,

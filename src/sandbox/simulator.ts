@@ -665,6 +665,15 @@ export class GitHubSimulator {
     this.state.setPermission(repository, login, permission);
   }
 
+  /** Adds a person to a team of an organisation (creating the team). */
+  addTeamMember(org: string, slug: string, login: string): void {
+    this.state.ensureAccount(login, 'User');
+    const key = `${org}/${slug}`.toLowerCase();
+    let members = this.state.teams.get(key);
+    if (!members) this.state.teams.set(key, (members = new Set<string>()));
+    members.add(login.toLowerCase());
+  }
+
   /** Comments on a pull request as a person, optionally granting them a permission first. */
   async comment(
     repository: SimRepository,
@@ -863,11 +872,27 @@ export class GitHubSimulator {
   }
 
   /**
+   * Sends a delivery again, as the app settings' Redeliver button does:
+   * the same payload with the same X-GitHub-Delivery. `asNew` gives it a
+   * new delivery id instead, as when GitHub sends one event twice.
+   */
+  async redeliver(deliveryId: string, options: { asNew?: boolean } = {}): Promise<void> {
+    const original = this.deliveries.find((d) => d.id === deliveryId);
+    if (!original) throw new Error(`no delivery ${deliveryId}`);
+    const app = this.state.apps.get(original.appId)!;
+    await this.deliver(
+      app,
+      { name: original.event, payload: original.payload },
+      options.asNew ? undefined : original.id,
+    );
+  }
+
+  /**
    * Validates a webhook against @octokit/webhooks-schemas, then signs and
    * posts it to the app's webhook URL. An invalid payload is never sent:
    * it is recorded as a violation.
    */
-  async deliver(app: SimApp, event: WebhookEvent): Promise<void> {
+  async deliver(app: SimApp, event: WebhookEvent, deliveryId?: string): Promise<void> {
     const action = typeof event.payload.action === 'string' ? event.payload.action : undefined;
     const where = action ? `${event.name}.${action}` : event.name;
     const problems = checkWebhook(event);
@@ -876,7 +901,7 @@ export class GitHubSimulator {
       return;
     }
     const delivery: WebhookDelivery = {
-      id: randomUUID(),
+      id: deliveryId ?? randomUUID(),
       appId: app.id,
       event: event.name,
       action,

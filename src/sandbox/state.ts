@@ -34,6 +34,8 @@ export class SimState {
   readonly reviews: SimReview[] = [];
   readonly checkSuites: SimCheckSuite[] = [];
   readonly checkRuns: SimCheckRun[] = [];
+  /** Teams: `<org>/<slug>` (lower case) → the logins (lower case) of their active members. */
+  readonly teams = new Map<string, Set<string>>();
 
   nextId(): number {
     return this.#nextId++;
@@ -101,6 +103,10 @@ export class SimState {
     let map = this.permissions.get(repository.id);
     if (!map) this.permissions.set(repository.id, (map = new Map<string, SimPermission>()));
     map.set(login.toLowerCase(), permission);
+  }
+
+  isTeamMember(org: string, slug: string, login: string): boolean {
+    return this.teams.get(`${org}/${slug}`.toLowerCase())?.has(login.toLowerCase()) ?? false;
   }
 
   labelsOf(pr: SimPullRequest): SimLabel[] {

@@ -75,6 +75,8 @@ export type SchedulerOptions = {
    * than at their next interval. Must not throw.
    */
   onServerWork?: () => void;
+  /** Called after a commit that changed the graph (its check runs may show something new). Must not throw. */
+  onGraphChanged?: (graphId: number) => void;
 };
 
 export const DEFAULT_QUARANTINE_AFTER = 3;
@@ -129,6 +131,8 @@ export type JobView = {
   chunk: JobSpec['chunk'];
   /** A pending timer: when it fires. */
   dueAt: Date | null;
+  /** Where the job is defined in `.tower/`. */
+  source: JobSpec['source'];
   runs: RunRow[];
 };
 
@@ -211,6 +215,7 @@ export function createScheduler({
   logger,
   notify = createNotifyAdapter({ logger }),
   onServerWork,
+  onGraphChanged,
 }: SchedulerOptions) {
   const store = createSchedulerStore(db);
   /** Tag set id → key; tag sets never change. */
@@ -246,6 +251,7 @@ export function createScheduler({
     });
     await announce(claimable);
     if (serverWork.due) onServerWork?.();
+    if (result !== undefined) onGraphChanged?.(graphId);
     return result;
   }
 
@@ -297,7 +303,7 @@ export function createScheduler({
         ends.push({ jobId: row.id, result: final.result, reason: final.reason });
       }
     }
-    await ctx.q.updateJobs(updates, ctx.now);
+    await ctx.q.updateJobs(ctx.graph.id, updates, ctx.now);
     if (ends.length > 0) await ctx.q.endRunningRuns(ends, ctx.now);
     await settle(ctx, plan);
     await serverJobs.afterApply(ctx, plan.transitions);
@@ -531,6 +537,7 @@ export function createScheduler({
       });
       await announce(claimable);
       if (serverWork.due) onServerWork?.();
+      onGraphChanged?.(created.graphId);
       return created;
     },
 

@@ -1,0 +1,541 @@
+/**
+ * GitHub's events into Tower (DESIGN.md "GitHub surface"): pushes and pull
+ * requests become graphs (src/github/ingest.ts); comments carry commands
+ * (src/github/commands.ts); the Re-run and action buttons of check runs
+ * retrigger. Every handler is idempotent: webhooks are redelivered.
+ *
+ * Fork safety: a pull request whose head lives in another repository, by
+ * an author without write permission, runs nothing until someone with
+ * write permission comments `/tower ok-to-test` for its head commit; its
+ * graphs are then untrusted, and only minions that accept untrusted work
+ * take their jobs. A new push to it needs a new `/tower ok-to-test`.
+ */
+import type { Probot } from 'probot';
+import picomatch from 'picomatch';
+import type { Clock } from '../lib/clock.js';
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
+import { commandHelp, parseCommands, type Command } from './commands.js';
+import { ingest, skipsCi, type EventStore, type IngestDeps, type ReportStore } from './ingest.js';
+import {
+  CheckRunPayload,
+  CheckSuitePayload,
+  IssueCommentPayload,
+  PullRequestPayload,
+  PushPayload,
+  parsePayload,
+} from './payloads.js';
+import { hasPermission, type GitHubPort, type PullRequestInfo, type RepoRef } from './port.js';
+
+export type GitHubHandlerDeps = {
+  github: GitHubPort;
+  events: EventStore;
+  reports: ReportStore;
+  comments: {
+    enqueue(comment: {
+      dedupKey: string;
+      installationId: number;
+      fullName: string;
+      issueNumber: number;
+      body: string;
+    }): Promise<void>;
+    /** True the first time for a comment id. */
+    claimComment(commentId: number): Promise<boolean>;
+  };
+  checkRuns: {
+    byGithubId(githubId: number): Promise<{ graphId: number | null; key: string } | undefined>;
+  };
+  scheduler: Pick<
+    Scheduler,
+    'createGraph' | 'cancel' | 'retrigger' | 'activate' | 'approve' | 'graphStatus'
+  >;
+  /** New or reopened reports: the check publisher looks now. */
+  onReports: () => void;
+  /** Queued comments: the comment sender looks now. */
+  onComments: () => void;
+  publicUrl: string;
+  logger: Logger;
+  clock: Clock;
+};
+
+const ZERO_SHA = '0'.repeat(40);
+const failedResults = new Set(['failure', 'exception', 'timed-out']);
+
+type Repository = { id: number; full_name: string; name: string; owner: { login: string } };
+
+const refOf = (repository: Repository, installationId: number): RepoRef => ({
+  installationId,
+  owner: repository.owner.login,
+  repo: repository.name,
+});
+
+function ingestDeps(deps: GitHubHandlerDeps): IngestDeps {
+  return {
+    github: deps.github,
+    events: deps.events,
+    reports: deps.reports,
+    scheduler: deps.scheduler,
+    onReports: deps.onReports,
+    publicUrl: deps.publicUrl,
+    logger: deps.logger,
+  };
+}
+
+export async function onPush(deps: GitHubHandlerDeps, payload: PushPayload): Promise<void> {
+  if (payload.deleted || payload.after === ZERO_SHA) return;
+  if (!payload.ref.startsWith('refs/heads/')) return;
+  const branch = payload.ref.slice('refs/heads/'.length);
+  // Tower's own staging refs are built by the landing queue, which runs their graphs itself.
+  if (branch.startsWith('tower/')) return;
+  if (payload.head_commit && skipsCi(payload.head_commit.message)) {
+    deps.logger.info({ repository: payload.repository.full_name, sha: payload.after }, 'skip ci');
+    return;
+  }
+  const repo = refOf(payload.repository, payload.installation.id);
+  await ingest(ingestDeps(deps), {
+    repo,
+    repositoryId: payload.repository.id,
+    type: 'push',
+    dedupKey: `push:${payload.repository.id}:${payload.ref}:${payload.after}`,
+    branch,
+    sha: payload.after,
+    ref: payload.ref,
+    author: payload.sender.login,
+    pullNumber: null,
+    trust: 'trusted',
+    protectedBranch: branch === payload.repository.default_branch,
+    changedFiles: () =>
+      payload.before === ZERO_SHA
+        ? Promise.resolve(null)
+        : deps.github.compareFiles(repo, payload.before, payload.after),
+    payload: { ref: payload.ref, before: payload.before, after: payload.after },
+  });
+}
+
+/** Whether the pull request must wait for `/tower ok-to-test`: a fork's, by someone without write. */
+async function needsOkToTest(
+  deps: GitHubHandlerDeps,
+  repo: RepoRef,
+  pr: Pick<PullRequestInfo, 'headRepoId' | 'baseRepoId' | 'author'>,
+): Promise<boolean> {
+  const fork = pr.headRepoId === null || pr.headRepoId !== pr.baseRepoId;
+  if (!fork) return false;
+  return !hasPermission(await deps.github.permission(repo, pr.author), 'write');
+}
+
+/** Builds the pull request's graphs for its head commit, and supersedes the older ones. */
+async function runPullRequest(
+  deps: GitHubHandlerDeps,
+  input: {
+    repo: RepoRef;
+    repositoryId: number;
+    fullName: string;
+    pr: PullRequestInfo;
+    trust: 'trusted' | 'untrusted';
+    dedupKey: string;
+  },
+) {
+  const { repo, pr } = input;
+  const outcome = await ingest(ingestDeps(deps), {
+    repo,
+    repositoryId: input.repositoryId,
+    type: 'pull_request',
+    dedupKey: input.dedupKey,
+    branch: pr.baseRef,
+    sha: pr.headSha,
+    ref: `refs/pull/${pr.number}/head`,
+    author: pr.author,
+    pullNumber: pr.number,
+    trust: input.trust,
+    protectedBranch: false,
+    changedFiles: () => deps.github.pullRequestFiles(repo, pr.number),
+    payload: { number: pr.number, head: pr.headSha, base: pr.baseRef, trust: input.trust },
+  });
+  await supersede(deps, input.repositoryId, pr.number, outcome.eventId);
+  return outcome;
+}
+
+/** Cancels the graphs of the pull request's older events: a newer head supersedes them. */
+async function supersede(
+  deps: GitHubHandlerDeps,
+  repositoryId: number,
+  pullNumber: number,
+  currentEventId: number | null,
+  reason: 'superseded' | 'user-cancel' = 'superseded',
+) {
+  const older = await deps.events.runningGraphsOfPull(repositoryId, pullNumber, currentEventId);
+  for (const graphId of older) await deps.scheduler.cancel({ graphId, reason });
+  if (older.length > 0) deps.onReports();
+}
+
+export async function onPullRequest(
+  deps: GitHubHandlerDeps,
+  payload: PullRequestPayload,
+  deliveryId: string,
+): Promise<void> {
+  const p = payload.pull_request;
+  const repo = refOf(payload.repository, payload.installation.id);
+  const repositoryId = payload.repository.id;
+  if (payload.action === 'closed') {
+    await supersede(deps, repositoryId, p.number, null, 'user-cancel');
+    return;
+  }
+  const pr: PullRequestInfo = {
+    number: p.number,
+    state: p.state === 'open' ? 'open' : 'closed',
+    merged: false,
+    draft: p.draft ?? false,
+    author: p.user.login,
+    headSha: p.head.sha,
+    headRef: p.head.ref,
+    headRepoId: p.head.repo?.id ?? null,
+    baseRepoId: p.base.repo.id,
+    baseRef: p.base.ref,
+    baseSha: p.base.sha,
+  };
+  // A reopened pull request runs again, even at a head commit that ran before.
+  const dedupKey = `pull_request:${repositoryId}:${p.number}:${p.head.sha}${payload.action === 'reopened' ? `:reopened:${deliveryId}` : ''}`;
+  const untrusted = await needsOkToTest(deps, repo, pr);
+  if (untrusted) {
+    if (!(await deps.events.isOkToTest(repositoryId, p.number, p.head.sha))) {
+      await supersede(deps, repositoryId, p.number, null);
+      if (
+        payload.action === 'opened' ||
+        payload.action === 'reopened' ||
+        payload.action === 'synchronize'
+      ) {
+        await deps.comments.enqueue({
+          dedupKey: `ok-to-test:${repositoryId}:${p.number}:${p.head.sha}`,
+          installationId: repo.installationId,
+          fullName: payload.repository.full_name,
+          issueNumber: p.number,
+          body: [
+            `Tower has not run this pull request: it comes from a fork, and @${pr.author} cannot write to ${payload.repository.full_name}.`,
+            '',
+            `Someone with write permission can read the changes and comment \`/tower ok-to-test\` to run commit \`${p.head.sha.slice(0, 12)}\` on minions that take untrusted work. Each new push needs a new \`/tower ok-to-test\`.`,
+          ].join('\n'),
+        });
+        deps.onComments();
+      }
+      return;
+    }
+  }
+  if (skipsCi(await deps.github.commitMessage(repo, p.head.sha))) {
+    deps.logger.info({ repository: payload.repository.full_name, pr: p.number }, 'skip ci');
+    await supersede(deps, repositoryId, p.number, null);
+    return;
+  }
+  await runPullRequest(deps, {
+    repo,
+    repositoryId,
+    fullName: payload.repository.full_name,
+    pr,
+    trust: untrusted ? 'untrusted' : 'trusted',
+    dedupKey,
+  });
+}
+
+type Outcome = { line: string; ok: boolean };
+
+export async function onIssueComment(
+  deps: GitHubHandlerDeps,
+  payload: IssueCommentPayload,
+): Promise<void> {
+  if (payload.action !== 'created') return;
+  // Bots (Tower itself among them) do not command Tower.
+  if (payload.sender.type === 'Bot' || payload.comment.user.type === 'Bot') return;
+  const { commands, problems } = parseCommands(payload.comment.body);
+  if (commands.length === 0 && problems.length === 0) return;
+  if (!payload.issue.pull_request) return;
+  // A redelivered comment runs nothing again.
+  if (!(await deps.comments.claimComment(payload.comment.id))) return;
+  const repo = refOf(payload.repository, payload.installation.id);
+  const login = payload.comment.user.login;
+  const number = payload.issue.number;
+  const outcomes: Outcome[] = problems.map((p) => ({
+    line: `\`${p.line}\`: ${p.message}`,
+    ok: false,
+  }));
+  let help = problems.length > 0;
+  const permission = await deps.github.permission(repo, login);
+  const context = {
+    deps,
+    repo,
+    repositoryId: payload.repository.id,
+    fullName: payload.repository.full_name,
+    number,
+    login,
+  };
+  for (const command of commands) {
+    if (command.name === 'help') {
+      help = true;
+      continue;
+    }
+    if (command.name !== 'approve' && !hasPermission(permission, 'write')) {
+      outcomes.push({
+        line: `\`/tower ${command.name}\`: refused: @${login} has ${permission} permission on ${payload.repository.full_name}, and it needs write.`,
+        ok: false,
+      });
+      continue;
+    }
+    try {
+      outcomes.push(await carryOut(context, command));
+    } catch (error) {
+      deps.logger.error({ err: error, command: command.name }, 'command failed');
+      outcomes.push({
+        line: `\`/tower ${command.name}\`: failed: ${errorMessage(error)}`,
+        ok: false,
+      });
+    }
+  }
+  const body = [
+    `@${login}`,
+    '',
+    ...outcomes.map((o) => `- ${o.ok ? '✅' : '❌'} ${o.line}`),
+    ...(help ? ['', commandHelp()] : []),
+  ].join('\n');
+  await deps.comments.enqueue({
+    dedupKey: `reply:${payload.comment.id}`,
+    installationId: repo.installationId,
+    fullName: payload.repository.full_name,
+    issueNumber: number,
+    body,
+  });
+  deps.onComments();
+}
+
+type CommandContext = {
+  deps: GitHubHandlerDeps;
+  repo: RepoRef;
+  repositoryId: number;
+  fullName: string;
+  number: number;
+  login: string;
+};
+
+/** The pull request's current graphs (those of its newest event) with their jobs. */
+async function currentGraphs(ctx: CommandContext) {
+  const latest = await ctx.deps.events.latestOfPull(ctx.repositoryId, ctx.number);
+  if (!latest) return [];
+  const graphs = [];
+  for (const graphId of latest.graphIds) {
+    const status = await ctx.deps.scheduler.graphStatus({ graphId });
+    if (status) graphs.push(status);
+  }
+  return graphs;
+}
+
+async function carryOut(
+  ctx: CommandContext,
+  command: Exclude<Command, { name: 'help' }>,
+): Promise<Outcome> {
+  const { deps } = ctx;
+  const name = `\`/tower ${command.name}${'jobs' in command ? ` ${command.jobs.join(' ')}` : ''}\``;
+  if (command.name === 'ok-to-test') {
+    const pr = await deps.github.pullRequest(ctx.repo, ctx.number);
+    if (!pr || pr.state !== 'open')
+      return { line: `${name}: the pull request is not open.`, ok: false };
+    await deps.events.approveOkToTest({
+      repositoryId: ctx.repositoryId,
+      pullNumber: ctx.number,
+      headSha: pr.headSha,
+      approvedBy: ctx.login,
+    });
+    const untrusted = await needsOkToTest(deps, ctx.repo, pr);
+    const outcome = await runPullRequest(deps, {
+      repo: ctx.repo,
+      repositoryId: ctx.repositoryId,
+      fullName: ctx.fullName,
+      pr,
+      trust: untrusted ? 'untrusted' : 'trusted',
+      dedupKey: `pull_request:${ctx.repositoryId}:${ctx.number}:${pr.headSha}`,
+    });
+    const what =
+      outcome.kind === 'graphs'
+        ? `running ${outcome.graphIds.length} graph${outcome.graphIds.length === 1 ? '' : 's'}`
+        : outcome.kind === 'no-definitions'
+          ? 'there is no `.tower/` to run'
+          : 'its `.tower/` has errors (see the checks)';
+    return {
+      line: `${name}: commit \`${pr.headSha.slice(0, 12)}\` approved by @${ctx.login}: ${what}${untrusted ? ', as untrusted work' : ''}.`,
+      ok: true,
+    };
+  }
+  const graphs = await currentGraphs(ctx);
+  if (graphs.length === 0) {
+    return { line: `${name}: this pull request has no graph at its head commit.`, ok: false };
+  }
+  if (command.name === 'cancel') {
+    let cancelled = 0;
+    for (const { graph } of graphs) {
+      if (graph.state !== 'running') continue;
+      const result = await deps.scheduler.cancel({ graphId: graph.id, reason: 'user-cancel' });
+      if (result.ok) cancelled += result.transitions;
+    }
+    deps.onReports();
+    return cancelled > 0
+      ? { line: `${name}: cancelled ${cancelled} job${cancelled === 1 ? '' : 's'}.`, ok: true }
+      : { line: `${name}: nothing was left to cancel.`, ok: false };
+  }
+  const jobs = graphs.flatMap(({ graph, jobs }) => jobs.map((job) => ({ graph, job })));
+  const matching =
+    command.name === 'retry'
+      ? jobs.filter(({ job }) => job.state === 'done' && failedResults.has(job.result ?? ''))
+      : jobs.filter(({ job }) =>
+          command.jobs.some((pattern) => picomatch.isMatch(job.label, pattern)),
+        );
+  if (matching.length === 0) {
+    return {
+      line:
+        command.name === 'retry'
+          ? `${name}: no job has failed.`
+          : `${name}: no job matches. Jobs: ${jobs
+              .slice(0, 30)
+              .map(({ job }) => `\`${job.label}\``)
+              .join(', ')}${jobs.length > 30 ? ', …' : ''}`,
+      ok: false,
+    };
+  }
+  const done: string[] = [];
+  const refused: string[] = [];
+  for (const { graph, job } of matching) {
+    if (command.name === 'approve') {
+      const outcome = await approve(ctx, job.id);
+      if (outcome.ok) done.push(job.label);
+      else refused.push(`\`${job.label}\` (${outcome.reason})`);
+      continue;
+    }
+    const outcome =
+      command.name === 'run'
+        ? await deps.scheduler.activate({ jobId: job.id })
+        : await deps.scheduler.retrigger({ jobId: job.id });
+    if (outcome.ok) {
+      done.push(job.label);
+      await deps.reports.reopenGraphReport(graph.id, deps.clock.now());
+    } else {
+      refused.push(`\`${job.label}\` (${outcome.reason})`);
+    }
+  }
+  deps.onReports();
+  const verb = {
+    retrigger: 'retriggered',
+    retry: 'retriggered',
+    run: 'started',
+    approve: 'approved',
+  }[command.name];
+  const parts = [
+    done.length > 0 ? `${verb} ${done.map((l) => `\`${l}\``).join(', ')}` : null,
+    refused.length > 0 ? `refused ${refused.join(', ')}` : null,
+  ].filter((part): part is string => part !== null);
+  return { line: `${name}: ${parts.join('; ')}.`, ok: done.length > 0 };
+}
+
+/** Approves a breakpoint as the commenter, with the teams of theirs the breakpoint names. */
+async function approve(ctx: CommandContext, jobId: number) {
+  const { deps } = ctx;
+  const first = await deps.scheduler.approve({ jobId, approver: { login: ctx.login, teams: [] } });
+  if (first.ok || first.refusal !== 'not-an-approver') {
+    return first.ok ? first : { ok: false as const, reason: first.reason };
+  }
+  const teams: string[] = [];
+  for (const entry of first.approvers) {
+    if (!entry.startsWith('team:')) continue;
+    const slug = entry.slice('team:'.length);
+    if (await deps.github.isTeamMember(ctx.repo, ctx.repo.owner, slug, ctx.login)) teams.push(slug);
+  }
+  if (teams.length === 0) {
+    return {
+      ok: false as const,
+      reason: `@${ctx.login} may not approve it: its approvers are ${first.approvers.join(', ')}`,
+    };
+  }
+  const second = await deps.scheduler.approve({ jobId, approver: { login: ctx.login, teams } });
+  return second.ok ? second : { ok: false as const, reason: second.reason };
+}
+
+/** The Re-run button of one check run: its job runs again (a group's or a summary's failed jobs). */
+export async function onCheckRun(deps: GitHubHandlerDeps, payload: CheckRunPayload): Promise<void> {
+  const found = await deps.checkRuns.byGithubId(payload.check_run.id);
+  if (!found || found.graphId === null) return;
+  const identifier =
+    payload.action === 'requested_action' ? payload.requested_action?.identifier : 'rerequested';
+  const repo = refOf(payload.repository, payload.installation.id);
+  const permission = await deps.github.permission(repo, payload.sender.login);
+  if (!hasPermission(permission, 'write')) {
+    deps.logger.warn(
+      { sender: payload.sender.login, permission, checkRun: payload.check_run.id },
+      'Re-run refused: the user cannot write to the repository',
+    );
+    return;
+  }
+  const status = await deps.scheduler.graphStatus({ graphId: found.graphId });
+  if (!status) return;
+  const jobId = found.key.startsWith('job:') ? Number(found.key.slice('job:'.length)) : undefined;
+  const failed = status.jobs.filter(
+    (job) => job.state === 'done' && failedResults.has(job.result ?? ''),
+  );
+  let targets: number[];
+  if (identifier === 'run' && jobId !== undefined) {
+    await deps.scheduler.activate({ jobId });
+    targets = [];
+  } else if (identifier === 'retry-failed' || jobId === undefined) {
+    targets = failed.map((job) => job.id);
+  } else {
+    targets = [jobId];
+  }
+  for (const id of targets) await deps.scheduler.retrigger({ jobId: id });
+  await deps.reports.reopenGraphReport(found.graphId, deps.clock.now());
+  deps.onReports();
+}
+
+/** The Re-run of a whole check suite: the failed jobs of the commit's graphs run again. */
+export async function onCheckSuite(
+  deps: GitHubHandlerDeps,
+  payload: CheckSuitePayload,
+): Promise<void> {
+  const repo = refOf(payload.repository, payload.installation.id);
+  const permission = await deps.github.permission(repo, payload.sender.login);
+  if (!hasPermission(permission, 'write')) return;
+  const graphIds = await deps.events.graphsOfSha(
+    payload.repository.id,
+    payload.check_suite.head_sha,
+  );
+  for (const graphId of graphIds) {
+    const status = await deps.scheduler.graphStatus({ graphId });
+    if (!status) continue;
+    let any = false;
+    for (const job of status.jobs) {
+      if (job.state === 'done' && failedResults.has(job.result ?? '')) {
+        any = (await deps.scheduler.retrigger({ jobId: job.id })).ok || any;
+      }
+    }
+    if (any) await deps.reports.reopenGraphReport(graphId, deps.clock.now());
+  }
+  deps.onReports();
+}
+
+/** Registers the handlers on Probot: each parses its payload, then calls the domain. */
+export function registerEventHandlers(app: Probot, deps: GitHubHandlerDeps): void {
+  app.on('push', async ({ payload }) => onPush(deps, parsePayload(PushPayload, 'push', payload)));
+  app.on(
+    [
+      'pull_request.opened',
+      'pull_request.synchronize',
+      'pull_request.reopened',
+      'pull_request.closed',
+      'pull_request.ready_for_review',
+    ],
+    async ({ payload, id }) =>
+      onPullRequest(deps, parsePayload(PullRequestPayload, 'pull_request', payload), id),
+  );
+  app.on('issue_comment.created', async ({ payload }) =>
+    onIssueComment(deps, parsePayload(IssueCommentPayload, 'issue_comment', payload)),
+  );
+  app.on(['check_run.rerequested', 'check_run.requested_action'], async ({ payload }) =>
+    onCheckRun(deps, parsePayload(CheckRunPayload, 'check_run', payload)),
+  );
+  app.on('check_suite.rerequested', async ({ payload }) =>
+    onCheckSuite(deps, parsePayload(CheckSuitePayload, 'check_suite', payload)),
+  );
+}
