@@ -12,7 +12,7 @@ import { openDatabase, type Database } from './db/connection.js';
 import { createCheckReportQueries } from './db/check-reports.js';
 import { createDeliveryQueries } from './db/deliveries.js';
 import { createEventQueries } from './db/events.js';
-import { createGitHubBudget } from './db/github-budget.js';
+import { createGitHubBudget, type ContentLimits } from './db/github-budget.js';
 import { createCommentQueries } from './db/outgoing-comments.js';
 import { createInstallationQueries } from './db/installations.js';
 import { createCheckPublisher, type CheckPublisher } from './checks/publisher.js';
@@ -64,6 +64,8 @@ export type TowerDeps = {
   repositories?: RepositoryAccess;
   /** GitHub, behind Tower's port; by default Octokit on the configured API URL, with a GitHub App. */
   github?: GitHubPort;
+  /** The content-creation budget per installation; by default GitHub's limits less a margin. */
+  contentLimits?: ContentLimits;
 };
 
 export type RunningTower = {
@@ -119,12 +121,13 @@ export async function createTower({
   notify,
   repositories = defaultRepositoryAccess(config, database),
   github = defaultGitHubPort(config),
+  contentLimits,
 }: TowerDeps & { database: Database }): Promise<Tower> {
   const metrics = createMetrics();
   const eventQueries = createEventQueries(database.db);
   const commentQueries = createCommentQueries(database.db);
   const checkReports = createCheckReportQueries(database.db);
-  const budget = createGitHubBudget(database.db);
+  const budget = createGitHubBudget(database.db, contentLimits);
   // Notify jobs' comments go on the pull request, through the comment outbox.
   const notifyPort =
     notify ??

@@ -749,9 +749,20 @@ export class GitHubSimulator {
 
   // ---- checks: buttons people click -----------------------------------------------
 
-  /** The "Re-run" button on one check run. */
+  /**
+   * The "Re-run" button on one check run. GitHub shows it once the check
+   * suite has completed (its webhook says so: the suite's status is
+   * `completed`), so here it refuses before.
+   */
   async rerequestCheckRun(checkRunId: number, by: string): Promise<void> {
-    await this.#emitCheckRun(this.#checkRun(checkRunId), 'rerequested', by);
+    const run = this.#checkRun(checkRunId);
+    const suite = this.state.checkSuites.find((s) => s.id === run.checkSuiteId);
+    if (suite?.status !== 'completed') {
+      throw new Error(
+        `check run ${checkRunId} cannot be re-run: its check suite is ${suite?.status ?? 'gone'}, not completed`,
+      );
+    }
+    await this.#emitCheckRun(run, 'rerequested', by);
   }
 
   /** An action button (`actions` of a check run). */
