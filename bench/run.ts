@@ -1,9 +1,10 @@
 /**
  * Tower's benchmarks: `npm run bench` runs every suite; `npm run bench -- graph`
- * (or `webhooks`, `scheduler`) runs one. Figures are medians measured side by side in
+ * (or `webhooks`, `scheduler`, `github`) runs one. Figures are medians measured side by side in
  * one run; copy them into docs/performance.md with the date and machine.
  */
 import { benchGraphGeneration } from './graph-generation.js';
+import { githubSuite } from './github.js';
 import { schedulerSuite } from './scheduler.js';
 import { webhookSuite } from './webhooks.js';
 
@@ -11,6 +12,7 @@ const suites: Record<string, () => Promise<string> | string> = {
   graph: benchGraphGeneration,
   webhooks: webhookSuite,
   scheduler: schedulerSuite,
+  github: githubSuite,
 };
 
 const wanted = process.argv.slice(2);

@@ -12,7 +12,7 @@ import { openDatabase, type Database } from './db/connection.js';
 import { createCheckReportQueries } from './db/check-reports.js';
 import { createDeliveryQueries } from './db/deliveries.js';
 import { createEventQueries } from './db/events.js';
-import { createGitHubBudget, type ContentLimits } from './db/github-budget.js';
+import { createGitHubBudget, type ContentLimits, type GitHubBudget } from './db/github-budget.js';
 import { createCommentQueries } from './db/outgoing-comments.js';
 import { createInstallationQueries } from './db/installations.js';
 import { createCheckPublisher, type CheckPublisher } from './checks/publisher.js';
@@ -46,6 +46,9 @@ import { createServerJobRunner, type ServerJobRunner } from './scheduler/server-
 import { createWebApp } from './web/app.js';
 import type { AppEnv } from './web/env.js';
 import type { DesiredCheckRun } from './checks/render.js';
+
+/** Requests of the primary rate limit kept for reading (.tower/, permissions) when it runs low. */
+const PRIMARY_RESERVE = 200;
 
 /** A static report's check run, as the publisher rendered and stored it. */
 type DesiredStatic = DesiredCheckRun | null;
@@ -120,7 +123,7 @@ export async function createTower({
   maintenanceIntervalMs,
   notify,
   repositories = defaultRepositoryAccess(config, database),
-  github = defaultGitHubPort(config),
+  github: givenGitHub,
   contentLimits,
 }: TowerDeps & { database: Database }): Promise<Tower> {
   const metrics = createMetrics();
@@ -128,6 +131,7 @@ export async function createTower({
   const commentQueries = createCommentQueries(database.db);
   const checkReports = createCheckReportQueries(database.db);
   const budget = createGitHubBudget(database.db, contentLimits);
+  const github = givenGitHub ?? defaultGitHubPort(config, clock, budget);
   // Notify jobs' comments go on the pull request, through the comment outbox.
   const notifyPort =
     notify ??
@@ -386,12 +390,21 @@ export async function startTower({
 }
 
 /** Octokit on the configured API URL, when a GitHub App is configured. */
-function defaultGitHubPort(config: Config): GitHubPort | undefined {
+function defaultGitHubPort(
+  config: Config,
+  clock: Clock,
+  budget: GitHubBudget,
+): GitHubPort | undefined {
   if (!config.githubApp) return undefined;
   return createOctokitPort({
     appId: config.githubApp.appId,
     privateKey: config.githubApp.privateKey,
     baseUrl: config.githubApiUrl,
+    now: () => clock.now(),
+    // Near the end of the primary rate limit, content requests wait for its reset.
+    onRateLimit: ({ installationId, remaining, resetAt }) => {
+      if (remaining < PRIMARY_RESERVE) void budget.block(installationId, resetAt).catch(() => {});
+    },
   });
 }
 

@@ -17,7 +17,9 @@
  *   the next. When GitHub refuses with retry-after or a spent rate limit,
  *   the installation waits until then. Other failures back off and retry.
  * - Ordered by what people look at: the summary first, then completed jobs,
- *   then running ones, then the rest.
+ *   then running ones, then the rest. A job's check run that stays queued
+ *   is not updated (from blocked to pending, say): with its create and its
+ *   completion, a short job costs two requests.
  */
 import { createHash } from 'node:crypto';
 import { errorMessage } from '../lib/errors.js';
@@ -226,6 +228,10 @@ export function createCheckPublisher(options: CheckPublisherOptions) {
           create: true,
           generation: row.generation + 1,
         });
+      } else if (row.status === 'queued' && d.status === 'queued' && d.key !== summaryKey) {
+        // A job still queued is not worth a request of the budget (blocked or pending, say):
+        // its check run changes when it starts or ends. Tower's own page has the rest.
+        continue;
       } else if (row.sentHash !== hash || row.annotationsSent < d.annotations.length) {
         const soon = row.sentAt ? row.sentAt.getTime() + minUpdateMs : 0;
         if (d.status !== 'completed' && soon > now.getTime()) {

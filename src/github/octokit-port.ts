@@ -28,7 +28,10 @@ export function createOctokitPort(options: {
   privateKey: string;
   baseUrl: string;
   onRateLimit?: (note: RateLimitNote) => void;
+  /** The clock retry-after counts from. */
+  now?: () => Date;
 }): GitHubPort {
+  const now = options.now ?? (() => new Date());
   const clients = new Map<number, Octokit>();
 
   function client(installationId: number): Octokit {
@@ -58,7 +61,7 @@ export function createOctokitPort(options: {
     try {
       return await work();
     } catch (error) {
-      throw toGitHubError(what, error);
+      throw toGitHubError(what, error, now());
     }
   }
 
@@ -203,7 +206,7 @@ export function createOctokitPort(options: {
           baseSha: data.base.sha,
         };
       } catch (error) {
-        const failure = toGitHubError('read a pull request', error);
+        const failure = toGitHubError('read a pull request', error, now());
         if (failure.status === 404) return undefined;
         throw failure;
       }
@@ -224,7 +227,7 @@ export function createOctokitPort(options: {
           ? (data.permission as Permission)
           : 'none';
       } catch (error) {
-        const failure = toGitHubError('read a permission', error);
+        const failure = toGitHubError('read a permission', error, now());
         if (failure.status === 404) return 'none';
         throw failure;
       }
@@ -239,7 +242,7 @@ export function createOctokitPort(options: {
         });
         return data.state === 'active';
       } catch (error) {
-        const failure = toGitHubError('read a team membership', error);
+        const failure = toGitHubError('read a team membership', error, now());
         if (failure.status === 404) return false;
         throw failure;
       }
@@ -248,7 +251,7 @@ export function createOctokitPort(options: {
 }
 
 /** Octokit's RequestError (or a network failure) as a GitHubError. */
-export function toGitHubError(what: string, error: unknown): GitHubError {
+export function toGitHubError(what: string, error: unknown, now: Date): GitHubError {
   if (error instanceof GitHubError) return error;
   const status =
     typeof (error as { status?: unknown }).status === 'number'
@@ -259,7 +262,7 @@ export function toGitHubError(what: string, error: unknown): GitHubError {
   let retryAt: Date | undefined;
   const retryAfter = Number(headers['retry-after']);
   if (Number.isFinite(retryAfter) && retryAfter > 0)
-    retryAt = new Date(Date.now() + retryAfter * 1000);
+    retryAt = new Date(now.getTime() + retryAfter * 1000);
   else if (headers['x-ratelimit-remaining'] === '0' && headers['x-ratelimit-reset']) {
     retryAt = new Date(Number(headers['x-ratelimit-reset']) * 1000);
   }

@@ -95,11 +95,19 @@ export function createSandboxApp(sim: GitHubSimulator): Hono {
     const appId = credential.kind === 'app' ? credential.appId : installation!.appId;
     const ghApp = sim.state.apps.get(appId)!;
 
+    const contentCreating = method !== 'GET' && !notContentCreating.has(operation.operationId);
     const limited = sim.limiter.take(
       installation ? String(installation.id) : `app-${appId}`,
       now,
-      method !== 'GET' && !notContentCreating.has(operation.operationId),
+      contentCreating,
     );
+    sim.requests.push({
+      operationId: operation.operationId,
+      installationId: installation?.id,
+      contentCreating,
+      refused: !limited.ok,
+      at: now,
+    });
     if (!limited.ok) {
       return c.json(
         { message: limited.message, documentation_url: limited.documentationUrl },

@@ -61,6 +61,15 @@ export type WebhookDelivery = {
   error: string | undefined;
 };
 
+export type SimRequest = {
+  operationId: string;
+  installationId: number | undefined;
+  contentCreating: boolean;
+  /** Refused by a rate limit (primary or content creation). */
+  refused: boolean;
+  at: Date;
+};
+
 export type PushInput = {
   branch: string;
   files: FileChanges;
@@ -77,6 +86,8 @@ export class GitHubSimulator {
   readonly violations = new ViolationLog();
   readonly tokens = new TokenStore();
   readonly deliveries: WebhookDelivery[] = [];
+  /** Every API request that got past authentication, in order: what an app asked of GitHub. */
+  readonly requests: SimRequest[] = [];
   readonly limiter: RateLimiter;
   readonly git: GitStore;
   readonly clock: Clock;

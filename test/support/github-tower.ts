@@ -11,6 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { installations, repositories } from '../../src/db/schema.js';
+import type { Clock } from '../../src/lib/clock.js';
+import { createOctokitPort } from '../../src/github/octokit-port.js';
+import type { GitHubPort } from '../../src/github/port.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { createTower, type Tower } from '../../src/main.js';
 import { createFileArtifactStore } from '../../src/minions/artifact-store.js';
@@ -47,7 +50,13 @@ export type TestMinion = {
 
 export async function startGitHubTower(
   database: TestDatabase,
-  options: { files?: Record<string, string>; limits?: LimitSettings } = {},
+  options: {
+    files?: Record<string, string>;
+    limits?: LimitSettings;
+    clock?: Clock;
+    /** Wraps Tower's GitHub port (to count what it asks, say). */
+    wrapGitHub?: (port: GitHubPort) => GitHubPort;
+  } = {},
 ): Promise<GitHubTower> {
   // Many tests in a minute send more than GitHub's 80 content requests: unless a test is about
   // the limits, both sides allow plenty.
@@ -59,6 +68,7 @@ export async function startGitHubTower(
   const s = await startSandbox({
     webhookSecret: SECRET,
     limits,
+    ...(options.clock ? { clock: options.clock } : {}),
     ...(options.files ? { files: options.files } : {}),
   });
   const artifactsDir = await mkdtemp(join(tmpdir(), 'tower-github-artifacts-'));
@@ -83,6 +93,19 @@ export async function startGitHubTower(
     logger: createLogger({
       level: (process.env.TOWER_TEST_LOG as 'debug' | undefined) ?? 'silent',
     }),
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.wrapGitHub
+      ? {
+          github: options.wrapGitHub(
+            createOctokitPort({
+              appId: s.app.id,
+              privateKey: s.privateKey,
+              baseUrl: s.apiUrl,
+              ...(options.clock ? { now: () => options.clock!.now() } : {}),
+            }),
+          ),
+        }
+      : {}),
     database,
     artifacts: createFileArtifactStore(artifactsDir),
     // Tower's budget keeps the same margin below the simulator's limits as below GitHub's.
