@@ -20,6 +20,7 @@ import {
 import { startDemoSandbox, type SandboxOptions } from './sandbox/demo.js';
 import { minionCommand } from './cli/minion-command.js';
 import { minionsCommand } from './cli/minion-admin.js';
+import { startSandboxTower } from './cli/sandbox-start.js';
 
 function configure(): { config: Config; logger: Logger } {
   const env = environmentWithDotenv(process.env, resolve('.env'));
@@ -38,7 +39,10 @@ program
   .action(async () => {
     const { config, logger } = configure();
     // Handlers first: a signal during start-up still shuts down cleanly once started.
-    const starting = startTower({ config, logger });
+    const starting =
+      !config.githubApp && config.sandbox !== false
+        ? startSandboxTower({ config, logger })
+        : startTower({ config, logger });
     let signals = 0;
     const shutdown = (signal: NodeJS.Signals) => {
       signals += 1;

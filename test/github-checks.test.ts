@@ -64,7 +64,7 @@ describe.each(backends())('GitHub end to end on $name', (backend) => {
 
     const build = (await minion.claim())!;
     expect(build.label).toBe('build');
-    await minion.log(build.runId, 'compiling\nlinking\n');
+    await minion.log(build.runId, 'compiling\nlinking\n<script>alert(1)</script>\n');
     await minion.report(build.runId, 'success', { exitCode: 0 });
     const lint = (await minion.claim())!;
     await minion.report(lint.runId, 'failure', { exitCode: 2 });
@@ -84,6 +84,17 @@ describe.each(backends())('GitHub end to end on $name', (backend) => {
     expect(buildRun.output.text).toContain('compiling\nlinking');
     expect(buildRun.externalId).toMatch(/^tower:\d+:\d+$/);
     expect(buildRun.detailsUrl).toMatch(/^http:\/\/localhost\/jobs\/\d+$/);
+    // details_url is Tower's page for the job: escaped, whatever the log holds.
+    const page = await gt.tower.app.request(new URL(buildRun.detailsUrl!).pathname);
+    expect(page.status).toBe(200);
+    const body = await page.text();
+    expect(body).toContain('<h1>build</h1>');
+    expect(body).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(body).not.toContain('<script>alert');
+    const graphPage = await (
+      await gt.tower.app.request(body.match(/href="(\/graphs\/\d+)"/)![1]!)
+    ).text();
+    expect(graphPage).toMatch(/<a href="\/jobs\/\d+">lint<\/a>/);
     const lintRun = sim.checkRuns(repository, sha).find((r) => r.name === 'ci / lint')!;
     expect(lintRun.actions.map((a) => a.identifier)).toEqual(['retrigger', 'retry-failed']);
 

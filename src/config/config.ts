@@ -52,6 +52,10 @@ export const EnvSchema = z.object({
     .min(10, { error: 'must be a whole number of seconds from 10 to 600' })
     .max(600, { error: 'must be a whole number of seconds from 10 to 600' })
     .optional(),
+  TOWER_SANDBOX: z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .default('true')
+    .transform((value) => value === 'true' || value === '1'),
   TOWER_EMBEDDED_MINION: z
     .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
     .default('true')
@@ -102,6 +106,11 @@ export type Config = {
    * HTTP API; absent, none runs. Optional for configurations built in code.
    */
   embeddedMinion?: { tags: string[] | undefined; concurrency: number } | undefined;
+  /**
+   * Without a GitHub App, `tower serve` runs against the built-in GitHub
+   * simulator with a demo repository (TOWER_SANDBOX=false leaves it out).
+   */
+  sandbox?: boolean;
 };
 
 export type LoadConfigOptions = {
@@ -146,6 +155,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     logLevel: values.TOWER_LOG_LEVEL,
     minionToken: values.TOWER_MINION_TOKEN,
     leaseSeconds: values.TOWER_LEASE_SECONDS,
+    sandbox: values.TOWER_SANDBOX,
     embeddedMinion: values.TOWER_EMBEDDED_MINION
       ? {
           tags: values.TOWER_EMBEDDED_MINION_TAGS?.split(','),

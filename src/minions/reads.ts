@@ -65,7 +65,7 @@ const FOLLOW_POLL_MS = 1000;
 
 export function createReads(deps: {
   db: TowerDb;
-  scheduler: Pick<Scheduler, 'graphPage'>;
+  scheduler: Pick<Scheduler, 'graphPage' | 'jobStatus'>;
   artifacts: ArtifactStore;
   runSignals: RunSignals;
   publicUrl: string;
@@ -89,6 +89,19 @@ export function createReads(deps: {
       });
       if (!found) throw new NotFoundError(`No graph ${graphId}`);
       return found;
+    },
+
+    /** One job with its runs (newest last), and the latest run's log tail. */
+    async job(jobId: number) {
+      const found = await deps.scheduler.jobStatus({ jobId });
+      if (!found) throw new NotFoundError(`No job ${jobId}`);
+      const latest = found.job.runs.at(-1);
+      let tail = '';
+      if (latest) {
+        const ends = await queries.logEnds(latest.id, 1);
+        tail = (ends.last[0] ?? '').slice(-20_000);
+      }
+      return { ...found, logTail: tail };
     },
 
     async run(runId: number): Promise<RunView> {

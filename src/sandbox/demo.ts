@@ -2,7 +2,8 @@
  * The simulator as a standalone server with a demo GitHub App, installation
  * and repository, for trying Tower (or any GitHub client) without GitHub.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GitHubSimulator } from './simulator.js';
 
@@ -19,8 +20,78 @@ export const demoFiles = {
   'package.json':
     JSON.stringify({ name: 'demo', version: '1.0.0', scripts: { test: 'node test.js' } }, null, 2) +
     '\n',
-  'test.js': "console.log('tests pass');\n",
+  'test.js':
+    "const chunk = process.env.TOWER_CHUNK ?? '1';\nconsole.log(`tests of chunk ${chunk} pass`);\n",
+  // The graph `npm start` runs on its own: node is all it needs, as the embedded minion has it.
+  '.tower/ci.yml': [
+    'version: 1',
+    'schedulers:',
+    '  - { on: push, branches: [main], graph: ci }',
+    '  - { on: pull_request, graph: ci }',
+    'graphs:',
+    '  ci:',
+    '    jobs:',
+    '      build:',
+    '        requires: [node]',
+    '        command: mkdir -p dist && node --version > dist/node-version.txt && echo built',
+    '        artifacts: [dist/**]',
+    '      test: { requires: [node], command: npm test, needs: [build], chunks: 2 }',
+    '      lint: { requires: [node], command: node --check test.js && echo lint ok }',
+    '      done: { kind: dummy, needs: { test: finished, lint: finished } }',
+    '',
+  ].join('\n'),
 };
+
+/**
+ * The simulator with the demo app and repository, not installed yet:
+ * `play()` installs the app (so that a Tower listening at the app's webhook
+ * URL hears of it), pushes a commit to main and opens a pull request.
+ */
+export async function createDemo(options: { host?: string; port?: number } = {}) {
+  // The simulator keeps its state in memory, so its repositories live only as long as it does.
+  const repositories = await mkdtemp(join(tmpdir(), 'tower-sandbox-'));
+  const sim = await GitHubSimulator.create({ dataDir: repositories });
+  const apiUrl = await sim.listen(options.port ?? 0, options.host ?? '127.0.0.1');
+  const { app, privateKey } = sim.createApp({ name: 'Tower' });
+  const repository = await sim.createRepository({
+    owner: 'demo-org',
+    name: 'demo',
+    files: demoFiles,
+  });
+  return {
+    sim,
+    apiUrl,
+    app,
+    privateKey,
+    repository,
+    async play() {
+      await sim.install(app, 'demo-org', [repository], 'demo-admin');
+      await sim.push(repository, {
+        branch: 'main',
+        files: { 'CHANGELOG.md': '# Changes\n\n- Tower runs here.\n' },
+        message: 'Start a changelog',
+        author: 'demo-admin',
+      });
+      await sim.push(repository, {
+        branch: 'greeting',
+        files: { 'hello.js': "console.log('hello from a pull request');\n" },
+        message: 'Say hello',
+        author: 'demo-admin',
+      });
+      const pr = await sim.openPullRequest(repository, {
+        head: 'greeting',
+        title: 'Say hello',
+        author: 'demo-admin',
+      });
+      await sim.settled();
+      return pr;
+    },
+    async close() {
+      await sim.close();
+      await rm(repositories, { recursive: true, force: true });
+    },
+  };
+}
 
 export async function startDemoSandbox(options: Omit<SandboxOptions, 'port'> & { port: number }) {
   await mkdir(options.dataDir, { recursive: true });

@@ -745,6 +745,36 @@ export function createScheduler({
       };
     },
 
+    /** One job as readers see it, with its runs and its graph. A read, taking no lock. */
+    async jobStatus(input: {
+      jobId: number;
+    }): Promise<{ graph: GraphRow; job: JobView } | undefined> {
+      const row = await store.job(input.jobId);
+      if (!row) return undefined;
+      const graph = (await store.graph(row.graphId))!;
+      const runs = await store.runsOfJobs([row.id]);
+      return {
+        graph,
+        job: {
+          id: row.id,
+          label: row.label,
+          kind: row.kind,
+          state: row.state,
+          result: row.result,
+          reason: row.reason,
+          priority: row.priority,
+          retries: row.retries,
+          retriesUsed: row.retriesUsed,
+          pendingSince: row.pendingSince,
+          parentJobId: row.parentJobId,
+          chunk: row.definition.chunk,
+          dueAt: row.dueAt,
+          source: row.definition.source,
+          runs,
+        },
+      };
+    },
+
     /**
      * One page of the graph for readers: the graph, its jobs counted by
      * state and result, and up to `limit` jobs in label order after

@@ -15,6 +15,7 @@ import {
 import type { AppEnv, WebDeps } from './env.js';
 import { healthRoutes } from './health.js';
 import { minionApiRoutes } from './minion-api.js';
+import { pageRoutes } from './pages.js';
 import { readApiRoutes } from './read-api.js';
 import { webhookRoutes } from './webhooks.js';
 
@@ -38,6 +39,7 @@ export function createWebApp(deps: WebDeps): Hono<AppEnv> {
   app.route('/', webhookRoutes);
   app.route('/', minionApiRoutes);
   app.route('/', readApiRoutes);
+  app.route('/', pageRoutes);
 
   app.notFound((c) =>
     c.json({ error: 'not_found', message: `No route for ${c.req.method} ${c.req.path}` }, 404),
