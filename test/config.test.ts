@@ -30,6 +30,7 @@ describe('loadConfig', () => {
       port: 3000,
       publicUrl: 'http://localhost:3000',
       logLevel: 'info',
+      sandbox: true,
       embeddedMinion: { tags: undefined, concurrency: 1 },
     });
   });
@@ -50,6 +51,7 @@ describe('loadConfig', () => {
         TOWER_MINION_TOKEN: 'registration-token-0123456789',
         TOWER_EMBEDDED_MINION: 'false',
         TOWER_LEASE_SECONDS: '30',
+        TOWER_SANDBOX: 'false',
       },
       { cwd },
     );
@@ -64,6 +66,7 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       minionToken: 'registration-token-0123456789',
       leaseSeconds: 30,
+      sandbox: false,
       embeddedMinion: undefined,
     });
   });

@@ -5,9 +5,8 @@
  * a commit is pushed to main and a pull request opened, so that a newcomer
  * sees the whole flow: webhooks, graphs, check runs, logs, artifacts.
  */
-import { desc, eq } from 'drizzle-orm';
 import type { Config } from '../config/config.js';
-import { events, graphs } from '../db/schema.js';
+import { createEventQueries } from '../db/events.js';
 import type { Logger } from '../lib/logger.js';
 import { startTower, type RunningTower } from '../main.js';
 import { createDemo } from '../sandbox/demo.js';
@@ -48,17 +47,11 @@ export async function startSandboxTower({
   );
   const pr = await demo.play();
   // The pull request's graph, once its webhook is processed: where to look.
+  const events = createEventQueries(tower.database.db);
   const deadline = Date.now() + 30_000;
   let graphId: number | undefined;
   while (graphId === undefined && Date.now() < deadline) {
-    const [row] = await tower.database.db
-      .select({ id: graphs.id })
-      .from(graphs)
-      .innerJoin(events, eq(events.id, graphs.eventId))
-      .where(eq(events.pullNumber, pr.number))
-      .orderBy(desc(graphs.id))
-      .limit(1);
-    graphId = row?.id;
+    graphId = (await events.latestOfPull(demo.repository.id, pr.number))?.graphIds[0];
     if (graphId === undefined) await new Promise((resolve) => setTimeout(resolve, 200));
   }
   if (graphId === undefined) {
