@@ -200,6 +200,35 @@ describe.each(backends())('GitHub commands and buttons on $name', (backend) => {
     expect(lint().map((r) => r.conclusion)).toEqual(['failure', 'failure', 'failure', 'success']);
   });
 
+  it('cancels on /tower cancel, and when the pull request is closed', async () => {
+    const { sim, repository } = gt.s;
+    const minion = await gt.minion(['linux']);
+    const pr = await openPullRequest();
+    await gt.settle();
+    const build = (await minion.claim())!;
+    await say(pr, 'bob', '/tower cancel');
+    expect(replies(pr).at(-1)).toMatch(/✅ `\/tower cancel`: cancelled \d+ jobs\./);
+    await gt.settle();
+    expect(checksOf(gt, repository, pr.head.sha)).toMatchObject({
+      'Tower: ci': { status: 'completed', conclusion: 'cancelled' },
+      'ci / build': { status: 'completed', conclusion: 'cancelled', title: 'cancelled: cancelled on request' },
+      'ci / lint': { status: 'completed', conclusion: 'cancelled' },
+    });
+    // The minion's run was taken away: its report is refused.
+    await expect(minion.report(build.runId, 'success')).rejects.toThrow('report refused');
+    await say(pr, 'bob', '/tower cancel');
+    expect(replies(pr).at(-1)).toContain('❌ `/tower cancel`: nothing was left to cancel.');
+
+    const closing = await openPullRequest();
+    await gt.settle();
+    await sim.closePullRequest(closing, 'alice');
+    await gt.settle();
+    expect(checksOf(gt, repository, closing.head.sha)).toMatchObject({
+      'Tower: ci': { status: 'completed', conclusion: 'cancelled' },
+      'ci / build': { status: 'completed', conclusion: 'cancelled' },
+    });
+  });
+
   it('supersedes the older graph when the pull request gets a new push', async () => {
     const { sim, repository } = gt.s;
     const pr = await openPullRequest();

@@ -206,7 +206,7 @@ const reasonTexts: Record<string, string> = {
   'idle-timeout': 'it printed nothing for its idle timeout',
   'claim-expired': "its minion stopped answering (the claim's lease lapsed)",
   'minion-shutdown': 'its minion shut down and handed it back',
-  'user-cancel': 'cancelled',
+  'user-cancel': 'cancelled on request',
   superseded: 'a newer push superseded it',
 };
 
