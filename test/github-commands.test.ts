@@ -211,7 +211,11 @@ describe.each(backends())('GitHub commands and buttons on $name', (backend) => {
     await gt.settle();
     expect(checksOf(gt, repository, pr.head.sha)).toMatchObject({
       'Tower: ci': { status: 'completed', conclusion: 'cancelled' },
-      'ci / build': { status: 'completed', conclusion: 'cancelled', title: 'cancelled: cancelled on request' },
+      'ci / build': {
+        status: 'completed',
+        conclusion: 'cancelled',
+        title: 'cancelled: cancelled on request',
+      },
       'ci / lint': { status: 'completed', conclusion: 'cancelled' },
     });
     // The minion's run was taken away: its report is refused.
