@@ -1,10 +1,11 @@
 /**
  * Tower's benchmarks: `npm run bench` runs every suite; `npm run bench -- graph`
- * (or `webhooks`, `scheduler`, `github`) runs one. Figures are medians measured side by side in
+ * (or `webhooks`, `scheduler`, `github`, `landing`) runs one. Figures are medians measured side by side in
  * one run; copy them into docs/performance.md with the date and machine.
  */
 import { benchGraphGeneration } from './graph-generation.js';
 import { githubSuite } from './github.js';
+import { landingSuite } from './landing.js';
 import { schedulerSuite } from './scheduler.js';
 import { webhookSuite } from './webhooks.js';
 
@@ -13,6 +14,7 @@ const suites: Record<string, () => Promise<string> | string> = {
   webhooks: webhookSuite,
   scheduler: schedulerSuite,
   github: githubSuite,
+  landing: landingSuite,
 };
 
 const wanted = process.argv.slice(2);

@@ -516,6 +516,8 @@ async function memorySuite(server: PostgresServer, artifactsDir: string): Promis
       TOWER_MINION_TOKEN: TOKEN,
       TOWER_LOG_LEVEL: 'warn',
       TOWER_EMBEDDED_MINION: 'false',
+      // A server, not the demo: no GitHub simulator beside it.
+      TOWER_SANDBOX: 'false',
     }),
   });
   const samples: number[] = [];

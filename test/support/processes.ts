@@ -1,5 +1,6 @@
 /** Runs `tower` commands as real processes, the way `npm start` does. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -10,6 +11,15 @@ export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
  */
 const tsxLoader = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url).href;
 const cli = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+
+/** The V8 flags `npm start` gives the server (its heap limit), so that tests run it the same way. */
+const serveFlags: string[] = (
+  (
+    JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      scripts: { start: string };
+    }
+  ).scripts.start.match(/--max-old-space-size=\d+/g) ?? []
+).slice();
 
 export type TowerProcess = {
   child: ChildProcess;
@@ -28,7 +38,8 @@ export function runTower(
   args: string[],
   { cwd, env }: { cwd: string; env: NodeJS.ProcessEnv },
 ): TowerProcess {
-  const child = spawn(process.execPath, ['--import', tsxLoader, cli, ...args], {
+  const flags = args[0] === 'serve' ? serveFlags : [];
+  const child = spawn(process.execPath, [...flags, '--import', tsxLoader, cli, ...args], {
     cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

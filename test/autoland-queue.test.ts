@@ -1,0 +1,331 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_QUEUE_CONFIG,
+  batchSize,
+  initialQueue,
+  positionOf,
+  step,
+  type Effect,
+  type QueueConfig,
+  type QueueEvent,
+  type QueueState,
+  type QueuedPr,
+} from '../src/autoland/queue.js';
+import { random, simulate } from '../src/autoland/simulate.js';
+
+const config: QueueConfig = { ...DEFAULT_QUEUE_CONFIG, maxParallel: 4, maxBatch: 4 };
+
+const pr = (number: number, options: Partial<QueuedPr> = {}): QueuedPr => ({
+  number,
+  headSha: `head-${number}`,
+  priority: 0,
+  enqueuedAt: number,
+  single: false,
+  ...options,
+});
+
+/** Applies events in turn, keeping every effect. */
+function run(events: QueueEvent[], start: QueueState = initialQueue('base', config)) {
+  let state = start;
+  const effects: Effect[] = [];
+  for (const event of events) {
+    const next = step(state, event, config);
+    state = next.state;
+    effects.push(...next.effects);
+  }
+  return { state, effects };
+}
+
+/** Enqueues while paused, then resumes: the pull requests are batched together. */
+const enqueued = (...numbers: number[]): QueueEvent[] => [
+  { type: 'pause' },
+  ...numbers.map((n) => ({ type: 'enqueue' as const, pr: pr(n) })),
+  { type: 'resume' },
+];
+
+const kinds = (effects: Effect[]) => effects.map((e) => e.kind);
+const builds = (effects: Effect[]) =>
+  effects.flatMap((e) =>
+    e.kind === 'build' ? [{ batch: e.batch, onto: e.onto, prs: e.prs }] : [],
+  );
+
+describe('the landing queue', () => {
+  it('lands the scenario of the issue: one bad pull request, and a pair that fails together', () => {
+    const outcome = simulate(
+      {
+        prs: 10,
+        ciDuration: 1,
+        failureRate: 0,
+        flakyRate: 0,
+        capacity: 8,
+        seed: 7,
+        bad: [4],
+        pairs: [[6, 8]],
+      },
+      { ...DEFAULT_QUEUE_CONFIG, maxParallel: 8 },
+    );
+    expect(outcome.landed.sort((a, b) => a - b)).toEqual([1, 2, 3, 5, 6, 7, 9, 10]);
+    expect(outcome.sentBack.sort((a, b) => a - b)).toEqual([4, 8]);
+    expect(outcome.landedOnlyTested).toBe(true);
+    // Every commit the base got holds only pull requests that landed.
+    for (const commit of outcome.baseHistory) {
+      expect(commit.prs.every((n) => outcome.landed.includes(n))).toBe(true);
+    }
+  });
+
+  it('never lands an untested combination, and never loses a pull request', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          prs: fc.integer({ min: 1, max: 30 }),
+          failureRate: fc.constantFrom(0, 0.05, 0.2, 0.5),
+          flakyRate: fc.constantFrom(0, 0.05),
+          capacity: fc.integer({ min: 1, max: 8 }),
+          maxParallel: fc.integer({ min: 1, max: 8 }),
+          maxBatch: fc.integer({ min: 1, max: 8 }),
+          seed: fc.integer(),
+          pair: fc.option(
+            fc.tuple(fc.integer({ min: 1, max: 30 }), fc.integer({ min: 1, max: 30 })),
+          ),
+        }),
+        (s) => {
+          const pairs: [number, number][] =
+            s.pair && s.pair[0] < s.pair[1] && s.pair[1] <= s.prs ? [[s.pair[0], s.pair[1]]] : [];
+          const outcome = simulate(
+            {
+              prs: s.prs,
+              ciDuration: 1,
+              failureRate: s.failureRate,
+              flakyRate: s.flakyRate,
+              capacity: s.capacity,
+              seed: s.seed,
+              pairs,
+            },
+            { minBatch: 1, maxBatch: s.maxBatch, maxParallel: s.maxParallel, infraRetries: 3 },
+          );
+          expect(outcome.landedOnlyTested).toBe(true);
+          const all = [...outcome.landed, ...outcome.sentBack].sort((a, b) => a - b);
+          expect(all).toEqual(Array.from({ length: s.prs }, (_, i) => i + 1));
+          for (const [a, b] of pairs) {
+            expect(outcome.landed.includes(a) && outcome.landed.includes(b)).toBe(false);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('builds each batch on the one below, and lands only the first once it passed', () => {
+    const { state, effects } = run(enqueued(1, 2, 3, 4, 5, 6));
+    // The failure rate a new queue assumes (10%) gives batches of 3; the window starts at 2.
+    expect(builds(effects)).toEqual([{ batch: 1, onto: 'base', prs: [1, 2, 3] }]);
+    const next = run(
+      [
+        { type: 'built', batch: 1, stagingSha: 's1' },
+        { type: 'built', batch: 2, stagingSha: 's2' },
+        { type: 'tested', batch: 2, result: 'success' },
+      ],
+      state,
+    );
+    expect(builds(next.effects)).toEqual([{ batch: 2, onto: 's1', prs: [4, 5, 6] }]);
+    expect(kinds(next.effects)).not.toContain('land');
+    const landed = run(
+      [
+        { type: 'tested', batch: 1, result: 'success' },
+        { type: 'landed', batch: 1 },
+      ],
+      next.state,
+    );
+    expect(landed.effects).toContainEqual({
+      kind: 'land',
+      batch: 1,
+      stagingSha: 's1',
+      prs: [1, 2, 3],
+    });
+    expect(landed.effects).toContainEqual({ kind: 'landed', prs: [1, 2, 3], sha: 's1' });
+    expect(landed.effects).toContainEqual({
+      kind: 'land',
+      batch: 2,
+      stagingSha: 's2',
+      prs: [4, 5, 6],
+    });
+    expect(landed.state.baseSha).toBe('s1');
+  });
+
+  it('sends a failing pull request back, and lets the others through', () => {
+    let { state } = run(enqueued(1, 2));
+    const failing = run(
+      [
+        { type: 'built', batch: 1, stagingSha: 's1' },
+        { type: 'tested', batch: 1, result: 'failure', failures: ['test'] },
+      ],
+      state,
+    );
+    // The batch leaves the chain for a probe of its first half on the base.
+    expect(builds(failing.effects)).toEqual([{ batch: 2, onto: 'base', prs: [1] }]);
+    state = failing.state;
+    const found = run(
+      [
+        { type: 'built', batch: 2, stagingSha: 'p1' },
+        { type: 'tested', batch: 2, result: 'success' },
+        { type: 'built', batch: 3, stagingSha: 'p2' },
+        { type: 'tested', batch: 3, result: 'failure', failures: ['test/2'] },
+      ],
+      state,
+    );
+    expect(found.effects).toContainEqual({
+      kind: 'sent-back',
+      pr: 2,
+      reason: 'its land graph failed on top of #1, which pass without it',
+      failures: ['test/2'],
+    });
+    // #1 goes back to the chain, to land.
+    expect(builds(found.effects).at(-1)).toEqual({ batch: 4, onto: 'base', prs: [1] });
+  });
+
+  it('calls a failure no test can reproduce flaky, and lands everything', () => {
+    const { state } = run(enqueued(1, 2));
+    const { effects } = run(
+      [
+        { type: 'built', batch: 1, stagingSha: 's1' },
+        { type: 'tested', batch: 1, result: 'failure', failures: ['lint'] },
+        { type: 'built', batch: 2, stagingSha: 'p1' },
+        { type: 'tested', batch: 2, result: 'success' },
+        { type: 'built', batch: 3, stagingSha: 'p2' },
+        { type: 'tested', batch: 3, result: 'success' },
+      ],
+      state,
+    );
+    expect(effects).toContainEqual({ kind: 'flaky', prs: [1, 2], failures: ['lint'] });
+    expect(builds(effects).at(-1)).toEqual({ batch: 4, onto: 'base', prs: [1, 2] });
+  });
+
+  it('drops a pull request that no longer merges, naming the conflict, and builds the rest again', () => {
+    const { state } = run(enqueued(1, 2, 3));
+    const { effects } = run([{ type: 'conflict', batch: 1, prs: [2], detail: 'src/a.ts' }], state);
+    expect(effects).toContainEqual({
+      kind: 'sent-back',
+      pr: 2,
+      reason: 'it does not merge: src/a.ts',
+      failures: [],
+    });
+    expect(builds(effects)).toEqual([{ batch: 2, onto: 'base', prs: [1, 3] }]);
+  });
+
+  it('takes a pull request out on dequeue, whether waiting, in a batch or probed', () => {
+    const { state } = run(enqueued(1, 2, 3, 4, 5, 6, 7));
+    expect(positionOf(state, 7)).toEqual({ kind: 'waiting', place: 0 });
+    const waiting = run([{ type: 'dequeue', pr: 7, reason: 'a new push' }], state);
+    expect(waiting.effects).toEqual([{ kind: 'dequeued', pr: 7, reason: 'a new push' }]);
+    const inBatch = run([{ type: 'dequeue', pr: 2, reason: 'closed' }], waiting.state);
+    expect(kinds(inBatch.effects)).toEqual(['cancel', 'cancel', 'dequeued', 'build']);
+    expect(builds(inBatch.effects)).toEqual([{ batch: 3, onto: 'base', prs: [1, 3, 4] }]);
+    expect(positionOf(inBatch.state, 2)).toBeUndefined();
+    // Unknown pull requests and duplicates change nothing.
+    expect(run([{ type: 'dequeue', pr: 99, reason: 'x' }], inBatch.state).effects).toEqual([]);
+    expect(run([{ type: 'enqueue', pr: pr(1) }], inBatch.state).state.queue).toEqual(
+      inBatch.state.queue,
+    );
+  });
+
+  it('builds everything again when the base moves outside the queue', () => {
+    const { state } = run([
+      { type: 'enqueue', pr: pr(1) },
+      { type: 'built', batch: 1, stagingSha: 's1' },
+    ]);
+    const { effects, state: after } = run([{ type: 'base-moved', sha: 'hotfix' }], state);
+    expect(builds(effects)).toEqual([{ batch: 2, onto: 'hotfix', prs: [1] }]);
+    expect(after.baseSha).toBe('hotfix');
+    // A fast-forward whose answer was lost: the move is to the batch's own commit.
+    const landing = run(
+      [
+        { type: 'built', batch: 2, stagingSha: 's2' },
+        { type: 'tested', batch: 2, result: 'success' },
+        { type: 'base-moved', sha: 's2' },
+      ],
+      after,
+    );
+    expect(landing.effects).toContainEqual({ kind: 'landed', prs: [1], sha: 's2' });
+  });
+
+  it('tests again after an infrastructure failure, then pauses saying why', () => {
+    let { state } = run([
+      { type: 'enqueue', pr: pr(1) },
+      { type: 'built', batch: 1, stagingSha: 's1' },
+    ]);
+    for (let i = 0; i < config.infraRetries; i++) {
+      const again = run([{ type: 'tested', batch: 1, result: 'infra' }], state);
+      expect(kinds(again.effects)).toEqual(['test']);
+      state = again.state;
+    }
+    const stuck = run([{ type: 'tested', batch: 1, result: 'infra' }], state);
+    expect(stuck.state.mode).toBe('paused');
+    expect(stuck.effects[0]).toMatchObject({
+      kind: 'paused',
+      reason: expect.stringContaining('infrastructure'),
+    });
+    expect(stuck.effects.some((e) => e.kind === 'sent-back')).toBe(false);
+  });
+
+  it('pauses, resumes and drains', () => {
+    const paused = run([
+      { type: 'pause', reason: 'release' },
+      { type: 'enqueue', pr: pr(1) },
+    ]);
+    expect(paused.effects).toEqual([]);
+    expect(paused.state).toMatchObject({ mode: 'paused', pausedBecause: 'release' });
+    const resumed = run([{ type: 'resume' }], paused.state);
+    expect(builds(resumed.effects)).toEqual([{ batch: 1, onto: 'base', prs: [1] }]);
+    // Passed but paused: it does not land until resumed.
+    const held = run(
+      [
+        { type: 'built', batch: 1, stagingSha: 's1' },
+        { type: 'tested', batch: 1, result: 'success' },
+        { type: 'pause' },
+      ],
+      resumed.state,
+    );
+    const draining = run(
+      [{ type: 'drain' }, { type: 'enqueue', pr: pr(2) }],
+      run([{ type: 'resume' }], held.state).state,
+    );
+    expect(draining.state.mode).toBe('draining');
+    const drained = run([{ type: 'landed', batch: 1 }], draining.state);
+    expect(drained.effects).toContainEqual({ kind: 'paused', reason: 'drained' });
+    expect(drained.state.queue.map((p) => p.number)).toEqual([2]);
+    expect(run([{ type: 'drain' }], drained.state).state.mode).toBe('paused');
+  });
+
+  it('takes higher priorities first, and lands a single pull request alone', () => {
+    const { effects } = run([
+      { type: 'pause' },
+      { type: 'enqueue', pr: pr(1) },
+      { type: 'enqueue', pr: pr(2, { single: true }) },
+      { type: 'enqueue', pr: pr(3) },
+      { type: 'enqueue', pr: pr(4, { priority: 5 }) },
+      { type: 'resume' },
+    ]);
+    expect(builds(effects)).toEqual([{ batch: 1, onto: 'base', prs: [4, 1] }]);
+    const { state } = run([
+      { type: 'pause' },
+      { type: 'enqueue', pr: pr(1) },
+      { type: 'enqueue', pr: pr(2, { single: true }) },
+      { type: 'resume' },
+    ]);
+    expect(state.batches.map((b) => b.prs.map((p) => p.number))).toEqual([[1], [2]]);
+  });
+
+  it('sizes batches about 1/√p within the bounds', () => {
+    expect(batchSize(0, config)).toBe(4);
+    expect(batchSize(0.1, config)).toBe(3);
+    expect(batchSize(0.3, config)).toBe(2);
+    expect(batchSize(1, { ...config, minBatch: 2 })).toBe(2);
+  });
+
+  it('simulates the same run from the same seed', () => {
+    const a = random(42);
+    const b = random(42);
+    expect([a(), a(), a()]).toEqual([b(), b(), b()]);
+  });
+});
