@@ -22,6 +22,10 @@ export async function startSandboxTower({
 }): Promise<RunningTower> {
   const demo = await createDemo();
   demo.app.webhookSecret = WEBHOOK_SECRET;
+  logger.info(
+    { githubApiUrl: demo.apiUrl, repository: demo.repository.fullName },
+    'No GitHub App configured: Tower runs against the built-in GitHub simulator, with a demo repository (docs/sandbox.md; TOWER_SANDBOX=false to leave it out)',
+  );
   let tower: RunningTower;
   try {
     tower = await startTower({
@@ -41,10 +45,6 @@ export async function startSandboxTower({
     throw error;
   }
   demo.app.webhookUrl = `${tower.url}/api/github/webhooks`;
-  logger.info(
-    { githubApiUrl: demo.apiUrl, repository: demo.repository.fullName },
-    'No GitHub App configured: Tower runs against the built-in GitHub simulator, with a demo repository (docs/sandbox.md; TOWER_SANDBOX=false to leave it out)',
-  );
   const pr = await demo.play();
   // The pull request's graph, once its webhook is processed: where to look.
   const events = createEventQueries(tower.database.db);
