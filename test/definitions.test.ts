@@ -13,6 +13,7 @@ import {
   definitionsJsonSchema,
   formatDiagnostic,
   generateGraphs,
+  landingFor,
   loadDefinitions,
   MAX_GRAPH_JOBS,
   runGraphTests,
@@ -818,7 +819,7 @@ graphs:
 
   it('reports a mapping key that is not a plain name, and a non-string version', () => {
     expect(checkDefinitions(one('version: 1\n? [a, b]\n: 1\n')).map((d) => d.message)).toEqual([
-      'unknown key "[ a, b ]"; expected one of branches, graphs, schedulers, templates, version',
+      'unknown key "[ a, b ]"; expected one of branches, graphs, landing, schedulers, templates, version',
     ]);
     expect(checkDefinitions(one('version: [1]\n')).map((d) => d.message)).toEqual([
       'unsupported version [1]: this Tower reads version 1',
@@ -1123,5 +1124,64 @@ graphs:
     expect(specs[0]?.jobs.length).toBe(10_001);
     expect(job(specs[0], 'done-p49').dependencies).toHaveLength(198);
     expect(elapsed).toBeLessThan(1000);
+  });
+});
+
+describe('the landing section', () => {
+  const landing = (section: string, file = '.tower/land.yml'): SourceFile => ({
+    path: file,
+    content: `version: 1\nlanding:\n${section}`,
+  });
+
+  it('gives the base branch its queue configuration, with defaults', () => {
+    expect(landingFor([landing('  branches: [main, "release/*"]\n')], 'release/2.0')).toEqual({
+      config: {
+        method: 'merge',
+        approvals: 1,
+        label: null,
+        batch: { min: 1, max: 8 },
+        parallel: 4,
+      },
+      diagnostics: [],
+    });
+    expect(
+      landingFor(
+        [
+          landing(
+            '  method: squash\n  approvals: 2\n  label: land\n  batch: { min: 2, max: 4 }\n  parallel: 8\n',
+          ),
+        ],
+        'anything',
+      ).config,
+    ).toEqual({
+      method: 'squash',
+      approvals: 2,
+      label: 'land',
+      batch: { min: 2, max: 4 },
+      parallel: 8,
+    });
+  });
+
+  it('has no queue for branches it does not list, nor without a landing section', () => {
+    expect(landingFor([landing('  branches: [main]\n')], 'develop').config).toBeNull();
+    expect(landingFor(one('version: 1\n'), 'main')).toEqual({ config: null, diagnostics: [] });
+  });
+
+  it('says what is wrong, at its line, and is configured once', () => {
+    const broken = landingFor(
+      [landing('  method: octopus\n  batch: { min: 5, max: 2 }\n')],
+      'main',
+    );
+    expect(broken.config).toBeNull();
+    expect(broken.diagnostics.map(formatDiagnostic).join('\n')).toMatch(
+      /\.tower\/land\.yml:3:\d+: error: .*merge.*squash.*rebase[\s\S]*\.tower\/land\.yml:4:\d+: error: batch min is greater than max/,
+    );
+    const twice = landingFor(
+      [landing('  approvals: 1\n'), landing('  approvals: 2\n', '.tower/more.yml')],
+      'main',
+    );
+    expect(twice.diagnostics.map(formatDiagnostic)).toEqual([
+      '.tower/more.yml:2:1: error: landing is already configured at .tower/land.yml:2:1',
+    ]);
   });
 });

@@ -25,6 +25,7 @@ export {
   DEFINITIONS_SCHEMA_ID,
   GRAPH_TESTS_SCHEMA_ID,
 } from './json-schema.js';
+export { landingFor, type LandingConfig } from './landing.js';
 export { loadDefinitions } from './load.js';
 export type { Definitions } from './model.js';
 export { DEFINITIONS_VERSION } from './schema.js';

@@ -31,6 +31,7 @@ import type {
   GraphDef,
   IncludeDef,
   JobDef,
+  LandingDef,
   NeedDef,
   SchedulerDef,
 } from './model.js';
@@ -50,6 +51,7 @@ import {
   JobSchema,
   kindKeys,
   LabelSchema,
+  LandingSchema,
   SchedulerSchema,
   TemplateNameSchema,
   TemplateSchema,
@@ -58,6 +60,7 @@ import {
   type GraphTest,
   type Include,
   type Job,
+  type Landing,
   type Scheduler,
   type Template,
 } from './schema.js';
@@ -86,6 +89,7 @@ type Collected = {
   graphs: Map<string, GraphPieces>;
   schedulers: Piece<Scheduler>[];
   branches: Map<string, BranchPieces>;
+  landing: Piece<Landing> | undefined;
   tests: GraphTestPiece[];
   /** A file could not be read: any name might have been defined in it. */
   partial: boolean;
@@ -213,6 +217,21 @@ function collectFile(file: SourceFile, role: FileRole, into: Collected): void {
     }
   }
   if (role === 'branches') return;
+
+  if (data.landing !== undefined) {
+    const landing = parseQuietly(LandingSchema, data.landing);
+    if (into.landing) {
+      into.diagnostics.push(
+        diagnostic(
+          'error',
+          locator.key(['landing']),
+          `landing is already configured at ${formatWhere(into.landing.where)}`,
+        ),
+      );
+    } else if (landing) {
+      into.landing = piece(landing, ['landing']);
+    }
+  }
 
   (Array.isArray(data.schedulers) ? data.schedulers : []).forEach((raw, i) => {
     const scheduler = parseQuietly(SchedulerSchema, raw);
@@ -630,6 +649,7 @@ export function loadAll(files: readonly SourceFile[], options: { tests?: boolean
     graphs: new Map(),
     schedulers: [],
     branches: new Map(),
+    landing: undefined,
     tests: [],
     partial: false,
     partialDefines: false,
@@ -743,9 +763,28 @@ export function loadAll(files: readonly SourceFile[], options: { tests?: boolean
   reportIncludeLoops(graphs, diagnostics);
 
   return {
-    definitions: { graphs, schedulers, branches, defineNames, partial: collected.partial },
+    definitions: {
+      graphs,
+      schedulers,
+      branches,
+      landing: landingOf(collected.landing?.value),
+      defineNames,
+      partial: collected.partial,
+    },
     tests: collected.tests,
     diagnostics: tidyDiagnostics(diagnostics),
+  };
+}
+
+function landingOf(landing: Landing | undefined): LandingDef | null {
+  if (!landing) return null;
+  return {
+    branches: landing.branches?.map((pattern) => compileGlob(pattern)) ?? null,
+    method: landing.method ?? 'merge',
+    approvals: landing.approvals ?? 1,
+    label: landing.label ?? null,
+    batch: landing.batch ?? { min: 1, max: 8 },
+    parallel: landing.parallel ?? 4,
   };
 }
 

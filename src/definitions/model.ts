@@ -78,11 +78,23 @@ export type BranchDefs = {
   globs: { pattern: string; matches: Matcher; defines: Defines }[];
 };
 
+export type LandingDef = {
+  /** Base branch globs; null for every branch. */
+  branches: Matcher[] | null;
+  method: 'merge' | 'squash' | 'rebase';
+  approvals: number;
+  label: string | null;
+  batch: { min: number; max: number };
+  parallel: number;
+};
+
 /** Loaded `.tower/` definitions: pass them to buildGraphs. */
 export type Definitions = {
   graphs: Map<string, GraphDef>;
   schedulers: SchedulerDef[];
   branches: BranchDefs;
+  /** The `landing:` section; null when there is none. */
+  landing: LandingDef | null;
   defineNames: Set<string>;
   /**
    * Some file or piece could not be read: a name it might have defined is

@@ -367,10 +367,61 @@ export const BranchesSchema = z.record(BranchPatternSchema, BranchDefinesSchema)
     'Branch defines: default, then the exact branch name, then matching globs in order; later wins.',
 });
 
+export const LANDING_METHODS = ['merge', 'squash', 'rebase'] as const;
+
+export const LandingSchema = z
+  .strictObject({
+    description: z.string().optional(),
+    branches: z
+      .array(BranchPatternSchema)
+      .min(1, { error: 'list at least one base branch, or leave branches out for all' })
+      .optional()
+      .meta({ description: 'Base branches with a landing queue (globs); omitted, every branch.' }),
+    method: z
+      .enum(LANDING_METHODS)
+      .optional()
+      .meta({ description: 'How pull requests land: merge (default), squash or rebase.' }),
+    approvals: z
+      .int({ error: 'must be a whole number of approving reviews, 0 to 10' })
+      .min(0, { error: 'must be a whole number of approving reviews, 0 to 10' })
+      .max(10, { error: 'must be a whole number of approving reviews, 0 to 10' })
+      .optional()
+      .meta({ description: 'Approving reviews a pull request needs to be queued (default 1).' }),
+    label: z
+      .string()
+      .min(1)
+      .max(50)
+      .optional()
+      .meta({ description: 'A label that queues the pull request, as /tower land does.' }),
+    batch: z
+      .strictObject({
+        min: z.int().min(1).max(100),
+        max: z.int().min(1).max(100),
+      })
+      .refine((b) => b.min <= b.max, { error: 'batch min is greater than max' })
+      .optional()
+      .meta({
+        description:
+          'Pull requests a batch tests at once, sized from the failure rate between these (default 1 to 8).',
+      }),
+    parallel: z
+      .int({ error: 'must be a whole number of land graphs, 1 to 32' })
+      .min(1, { error: 'must be a whole number of land graphs, 1 to 32' })
+      .max(32, { error: 'must be a whole number of land graphs, 1 to 32' })
+      .optional()
+      .meta({ description: 'Land graphs at once, at most (default 4).' }),
+  })
+  .meta({
+    description:
+      'The landing queue of these base branches. Read from the base branch, never from a pull request.',
+  });
+export type Landing = z.infer<typeof LandingSchema>;
+
 export const DefinitionsFileSchema = z.strictObject({
   version: VersionSchema,
   branches: BranchesSchema.optional(),
   schedulers: z.array(SchedulerSchema).optional(),
+  landing: LandingSchema.optional(),
   templates: z.record(TemplateNameSchema, TemplateSchema).optional(),
   graphs: z.record(GraphNameSchema, GraphSchema).optional(),
 });
