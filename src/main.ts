@@ -19,6 +19,8 @@ import { createCheckPublisher, type CheckPublisher } from './checks/publisher.js
 import { createCommentSender, type CommentSender } from './github/comment-outbox.js';
 import { createDeliveryProcessor, type DeliveryProcessor } from './github/delivery-processor.js';
 import { registerEventHandlers } from './github/event-handlers.js';
+import { createLandingRunner, type LandingRunner } from './autoland/runner.js';
+import { createLandingStore } from './db/landing.js';
 import { createOctokitPort } from './github/octokit-port.js';
 import type { GitHubPort } from './github/port.js';
 import { createGitHubRepositoryAccess } from './github/repository-access.js';
@@ -101,6 +103,8 @@ export type Tower = {
   checks: CheckPublisher | undefined;
   /** Posts queued comments; absent without a GitHub App. */
   comments: CommentSender | undefined;
+  /** The landing queues; absent without a GitHub App. startTower starts it; tests call `tick()`. */
+  landing: LandingRunner | undefined;
   /** The scheduler with wake-ups: what changes jobs goes through it, so waiting claims hear of it. */
   scheduler: Scheduler;
   /** Lapsed leases and timeouts; startTower runs it periodically, tests call `tick()`. */
@@ -159,6 +163,7 @@ export async function createTower({
     });
   let checkPublisher: CheckPublisher | undefined;
   let commentSender: CommentSender | undefined;
+  let landing: LandingRunner | undefined;
   const notifier =
     database.kind === 'postgres'
       ? createPostgresNotifier({ db: database.db, logger })
@@ -172,7 +177,10 @@ export async function createTower({
     logger,
     notify: notifyPort,
     onServerWork: () => serverJobs.wake(),
-    onGraphChanged: () => checkPublisher?.wake(),
+    onGraphChanged: () => {
+      checkPublisher?.wake();
+      landing?.wake();
+    },
   });
   const serverJobs = createServerJobRunner({
     scheduler,
@@ -233,6 +241,19 @@ export async function createTower({
       clock,
       logger: logger.child({ component: 'comments' }),
     });
+    landing = createLandingRunner({
+      store: createLandingStore(database.db),
+      github,
+      scheduler,
+      events: eventQueries,
+      reports: checkReports,
+      budget,
+      clock,
+      logger: logger.child({ component: 'landing' }),
+      publicUrl: config.publicUrl,
+      onReports: () => checkPublisher?.wake(),
+      onComments: () => commentSender?.wake(),
+    });
   }
   const maintenance = createMaintenance({
     scheduler,
@@ -260,6 +281,7 @@ export async function createTower({
         comments: commentQueries,
         checkRuns: checkReports,
         scheduler,
+        ...(landing ? { landing } : {}),
         onReports: () => checkPublisher?.wake(),
         onComments: () => commentSender?.wake(),
         publicUrl: config.publicUrl,
@@ -293,12 +315,22 @@ export async function createTower({
   if (config.minionToken === undefined) {
     logger.warn('No TOWER_MINION_TOKEN: minion registration is refused until one is set');
   }
-  const app = createWebApp({ version, database, metrics, webhooks, minions, reads, logger });
+  const app = createWebApp({
+    version,
+    database,
+    metrics,
+    webhooks,
+    minions,
+    reads,
+    landing,
+    logger,
+  });
   return {
     app,
     processor,
     checks: checkPublisher,
     comments: commentSender,
+    landing,
     scheduler,
     maintenance,
     serverJobs,
@@ -309,6 +341,7 @@ export async function createTower({
       await serverJobs.stop();
       await checkPublisher?.stop();
       await commentSender?.stop();
+      await landing?.stop();
       await notifier.close();
     },
   };
@@ -337,6 +370,7 @@ export async function startTower({
   tower.serverJobs.start();
   tower.checks?.start();
   tower.comments?.start();
+  tower.landing?.start();
   const address = server.address() as AddressInfo;
   const url = `http://${formatHost(config.host)}:${address.port}`;
   logger.info({ url, publicUrl: config.publicUrl, version }, 'Tower is listening');

@@ -68,6 +68,8 @@ describe('the landing queue', () => {
     expect(outcome.landed.sort((a, b) => a - b)).toEqual([1, 2, 3, 5, 6, 7, 9, 10]);
     expect(outcome.sentBack.sort((a, b) => a - b)).toEqual([4, 8]);
     expect(outcome.landedOnlyTested).toBe(true);
+    // In queue order: #6 lands before #8, so #8, the later of the pair, is the one sent back.
+    expect(outcome.landed).toEqual([1, 2, 3, 5, 6, 7, 9, 10]);
     // Every commit the base got holds only pull requests that landed.
     for (const commit of outcome.baseHistory) {
       expect(commit.prs.every((n) => outcome.landed.includes(n))).toBe(true);
@@ -105,6 +107,8 @@ describe('the landing queue', () => {
             { minBatch: 1, maxBatch: s.maxBatch, maxParallel: s.maxParallel, infraRetries: 3 },
           );
           expect(outcome.landedOnlyTested).toBe(true);
+          // The queue lands in order: nothing overtakes a pull request queued before it.
+          expect(outcome.landed).toEqual([...outcome.landed].sort((a, b) => a - b));
           const all = [...outcome.landed, ...outcome.sentBack].sort((a, b) => a - b);
           expect(all).toEqual(Array.from({ length: s.prs }, (_, i) => i + 1));
           for (const [a, b] of pairs) {
@@ -143,7 +147,7 @@ describe('the landing queue', () => {
       stagingSha: 's1',
       prs: [1, 2, 3],
     });
-    expect(landed.effects).toContainEqual({ kind: 'landed', prs: [1, 2, 3], sha: 's1' });
+    expect(landed.effects).toContainEqual({ kind: 'landed', batch: 1, prs: [1, 2, 3], sha: 's1' });
     expect(landed.effects).toContainEqual({
       kind: 'land',
       batch: 2,
@@ -153,8 +157,8 @@ describe('the landing queue', () => {
     expect(landed.state.baseSha).toBe('s1');
   });
 
-  it('sends a failing pull request back, and lets the others through', () => {
-    let { state } = run(enqueued(1, 2));
+  it('bisects a failed batch in the chain, sends the failing pull request back, and lands the rest in order', () => {
+    let { state } = run(enqueued(1, 2, 3));
     const failing = run(
       [
         { type: 'built', batch: 1, stagingSha: 's1' },
@@ -162,26 +166,51 @@ describe('the landing queue', () => {
       ],
       state,
     );
-    // The batch leaves the chain for a probe of its first half on the base.
-    expect(builds(failing.effects)).toEqual([{ batch: 2, onto: 'base', prs: [1] }]);
+    // Both halves at once: the first on the base, the second on top of it.
+    expect(builds(failing.effects)).toEqual([{ batch: 2, onto: 'base', prs: [1, 2] }]);
+    expect(failing.state.batches.map((b) => [b.id, b.prs.map((p) => p.number)])).toEqual([
+      [2, [1, 2]],
+      [3, [3]],
+    ]);
     state = failing.state;
     const found = run(
       [
-        { type: 'built', batch: 2, stagingSha: 'p1' },
-        { type: 'tested', batch: 2, result: 'success' },
-        { type: 'built', batch: 3, stagingSha: 'p2' },
-        { type: 'tested', batch: 3, result: 'failure', failures: ['test/2'] },
+        { type: 'built', batch: 2, stagingSha: 'h1' },
+        { type: 'built', batch: 3, stagingSha: 'h2' },
+        { type: 'tested', batch: 3, result: 'success' },
+        { type: 'tested', batch: 2, result: 'failure', failures: ['test/2'] },
       ],
       state,
     );
-    expect(found.effects).toContainEqual({
+    expect(builds(found.effects)).toContainEqual({ batch: 3, onto: 'h1', prs: [3] });
+    // The first half failed: what was built on it is cancelled, and it is bisected again.
+    expect(found.effects).toContainEqual({ kind: 'cancel', batch: 3 });
+    expect(found.state.batches.map((b) => b.prs.map((p) => p.number))).toEqual([[1], [2]]);
+    // Two failures halved the window: #3 waits for room.
+    expect(positionOf(found.state, 3)).toEqual({ kind: 'waiting', place: 0 });
+    const sent = run(
+      [
+        { type: 'built', batch: 4, stagingSha: 'q1' },
+        { type: 'tested', batch: 4, result: 'success' },
+        { type: 'landed', batch: 4 },
+        { type: 'built', batch: 5, stagingSha: 'q2' },
+        { type: 'tested', batch: 5, result: 'failure', failures: ['test/2'] },
+      ],
+      found.state,
+    );
+    expect(sent.effects).toContainEqual({ kind: 'landed', batch: 4, prs: [1], sha: 'q1' });
+    expect(sent.effects).toContainEqual({
       kind: 'sent-back',
       pr: 2,
-      reason: 'its land graph failed on top of #1, which pass without it',
+      reason: 'its land graph failed',
       failures: ['test/2'],
     });
-    // #1 goes back to the chain, to land.
-    expect(builds(found.effects).at(-1)).toEqual({ batch: 4, onto: 'base', prs: [1] });
+    // #2 goes on #1; #3 was tested on top of #2 once there was room, and again on what landed.
+    expect(builds(sent.effects)).toEqual([
+      { batch: 5, onto: 'q1', prs: [2] },
+      { batch: 6, onto: 'q2', prs: [3] },
+      { batch: 7, onto: 'q1', prs: [3] },
+    ]);
   });
 
   it('calls a failure no test can reproduce flaky, and lands everything', () => {
@@ -190,15 +219,18 @@ describe('the landing queue', () => {
       [
         { type: 'built', batch: 1, stagingSha: 's1' },
         { type: 'tested', batch: 1, result: 'failure', failures: ['lint'] },
-        { type: 'built', batch: 2, stagingSha: 'p1' },
+        { type: 'built', batch: 2, stagingSha: 'h1' },
+        { type: 'built', batch: 3, stagingSha: 'h2' },
         { type: 'tested', batch: 2, result: 'success' },
-        { type: 'built', batch: 3, stagingSha: 'p2' },
         { type: 'tested', batch: 3, result: 'success' },
+        { type: 'landed', batch: 2 },
+        { type: 'landed', batch: 3 },
       ],
       state,
     );
+    expect(effects).toContainEqual({ kind: 'landed', batch: 3, prs: [2], sha: 'h2' });
     expect(effects).toContainEqual({ kind: 'flaky', prs: [1, 2], failures: ['lint'] });
-    expect(builds(effects).at(-1)).toEqual({ batch: 4, onto: 'base', prs: [1, 2] });
+    expect(kinds(effects)).not.toContain('sent-back');
   });
 
   it('drops a pull request that no longer merges, naming the conflict, and builds the rest again', () => {
@@ -213,7 +245,7 @@ describe('the landing queue', () => {
     expect(builds(effects)).toEqual([{ batch: 2, onto: 'base', prs: [1, 3] }]);
   });
 
-  it('takes a pull request out on dequeue, whether waiting, in a batch or probed', () => {
+  it('takes a pull request out on dequeue, whether waiting or in a batch', () => {
     const { state } = run(enqueued(1, 2, 3, 4, 5, 6, 7));
     expect(positionOf(state, 7)).toEqual({ kind: 'waiting', place: 0 });
     const waiting = run([{ type: 'dequeue', pr: 7, reason: 'a new push' }], state);
@@ -246,7 +278,7 @@ describe('the landing queue', () => {
       ],
       after,
     );
-    expect(landing.effects).toContainEqual({ kind: 'landed', prs: [1], sha: 's2' });
+    expect(landing.effects).toContainEqual({ kind: 'landed', batch: 2, prs: [1], sha: 's2' });
   });
 
   it('tests again after an infrastructure failure, then pauses saying why', () => {
@@ -316,10 +348,11 @@ describe('the landing queue', () => {
     expect(state.batches.map((b) => b.prs.map((p) => p.number))).toEqual([[1], [2]]);
   });
 
-  it('sizes batches about 1/√p within the bounds', () => {
+  it('sizes batches about 1/(2√p) within the bounds', () => {
     expect(batchSize(0, config)).toBe(4);
-    expect(batchSize(0.1, config)).toBe(3);
-    expect(batchSize(0.3, config)).toBe(2);
+    expect(batchSize(0.03, config)).toBe(3);
+    expect(batchSize(0.1, config)).toBe(2);
+    expect(batchSize(0.3, config)).toBe(1);
     expect(batchSize(1, { ...config, minBatch: 2 })).toBe(2);
   });
 

@@ -53,6 +53,7 @@ describe.each(backends())('storage on $name', (backend) => {
         'job_dependencies',
         'jobs',
         'landing_queue_entries',
+        'landing_queues',
         'log_chunks',
         'minions',
         'ok_to_test',

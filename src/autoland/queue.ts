@@ -13,19 +13,19 @@
  *
  * Throughput:
  * - Batch size follows the observed failure rate p (an average over recent
- *   pull requests): about 1/√p pull requests, within the configured bounds.
+ *   pull requests): about 1/(2√p) pull requests, within the configured
+ *   bounds (half the classic 1/√p: a failure also costs what is above it).
  * - The window (batches in flight) grows by one when a batch lands and
  *   halves when one fails, between 1 and `maxParallel`.
  * - A failed batch waits until it is first in the chain (what is above it
  *   is cancelled at once: it was built on a commit that will not land).
- *   Then its pull requests leave the chain for an isolation probe, and the
- *   chain goes on without them. A probe bisects off the chain: it tests a
- *   prefix of the suspects known to pass plus half of the rest on the base;
- *   a failing half is bisected again, a passing one joins the prefix. The
- *   pull request found to fail on top of its prefix (alone, or after the
- *   one it fails together with) is sent back, once a test of exactly that
- *   combination on the current base has failed; the others go back to the
- *   front of the queue. A failure no half can reproduce was flaky.
+ *   Then it is bisected in the chain: its first half is built on the base,
+ *   its second half on top of the first, both tested at once, and the
+ *   queue goes on on top of them. A failing half is bisected again; a
+ *   pull request failing alone on top of everything before it is sent
+ *   back. So the queue lands in order: of two pull requests that fail
+ *   together, the later is sent back. When both halves pass, the failure
+ *   could not be reproduced: it was flaky, and everything lands.
  * - An infrastructure failure (the graph could not run) tests the batch
  *   again, failing no one, up to `infraRetries` times; then the queue
  *   pauses, saying why.
@@ -74,23 +74,12 @@ export type Batch = {
   attempts: number;
   /** When its `land` graph failed: the jobs that failed, for the pull requests sent back. */
   failures: string[];
-};
-
-/**
- * An isolation probe: `prefix` passed (on top of the base), `suspects` on
- * top of it failed; it now tests `candidate` on top of `prefix`, on the base.
- */
-export type Probe = {
-  id: number;
-  prefix: QueuedPr[];
-  suspects: QueuedPr[];
-  candidate: QueuedPr[];
-  state: 'building' | 'testing';
-  onto: string | null;
-  stagingSha: string | null;
-  attempts: number;
-  /** The jobs that failed when the suspects were last seen failing. */
-  failures: string[];
+  /**
+   * A half of a failed batch: which one, and the failed batch's pull
+   * requests and failing jobs. The second half landing means the whole
+   * combination passed: the failure was flaky.
+   */
+  split: { of: number; half: 1 | 2; prs: number[]; failures: string[] } | null;
 };
 
 export type QueueMode = 'running' | 'paused' | 'draining';
@@ -106,7 +95,6 @@ export type QueueState = {
   window: number;
   /** Average failure of recent pull requests, 0 to 1. */
   failureRate: number;
-  probes: Probe[];
 };
 
 export type QueueEvent =
@@ -123,13 +111,13 @@ export type QueueEvent =
   | { type: 'drain' };
 
 export type Effect =
-  /** Build a staging commit: `prs` merged, in order, onto `onto`. A probe's never lands. */
-  | { kind: 'build'; batch: number; onto: string; prs: number[]; probe: boolean }
-  | { kind: 'test'; batch: number; stagingSha: string; prs: number[]; probe: boolean }
+  /** Build a staging commit: `prs` merged, in order, onto `onto`. */
+  | { kind: 'build'; batch: number; onto: string; prs: number[] }
+  | { kind: 'test'; batch: number; stagingSha: string; prs: number[] }
   | { kind: 'land'; batch: number; stagingSha: string; prs: number[] }
   /** A batch left the chain before landing: its graph and staging ref go. */
   | { kind: 'cancel'; batch: number }
-  | { kind: 'landed'; prs: number[]; sha: string }
+  | { kind: 'landed'; batch: number; prs: number[]; sha: string }
   | { kind: 'sent-back'; pr: number; reason: string; failures: string[] }
   | { kind: 'dequeued'; pr: number; reason: string }
   | { kind: 'flaky'; prs: number[]; failures: string[] }
@@ -138,7 +126,7 @@ export type Effect =
 /** How much one pull request's outcome moves the failure rate. */
 const RATE_WEIGHT = 0.1;
 /** The failure rate a new queue assumes. */
-export const INITIAL_FAILURE_RATE = 0.1;
+export const INITIAL_FAILURE_RATE = 0.03;
 
 export function initialQueue(
   baseSha: string,
@@ -153,32 +141,33 @@ export function initialQueue(
     nextBatchId: 1,
     window: Math.min(2, config.maxParallel),
     failureRate: INITIAL_FAILURE_RATE,
-    probes: [],
   };
 }
 
-/** About 1/√p pull requests a batch, within the bounds. */
+/**
+ * About 1/(2√p) pull requests a batch, within the bounds: half the classic
+ * 1/√p, because the queue keeps order, so a failed batch also costs the
+ * batches tested on top of it.
+ */
 export function batchSize(failureRate: number, config: QueueConfig): number {
-  const ideal = failureRate <= 0 ? config.maxBatch : Math.round(1 / Math.sqrt(failureRate));
+  const ideal =
+    failureRate <= 0 ? config.maxBatch : Math.round(1 / (2 * Math.sqrt(failureRate)));
   return Math.max(config.minBatch, Math.min(config.maxBatch, ideal));
 }
 
 const byPriority = (a: QueuedPr, b: QueuedPr) =>
   b.priority - a.priority || a.enqueuedAt - b.enqueuedAt || a.number - b.number;
 
-/** Where a pull request is: waiting (its place, 0 first), in a batch or a probe, or not queued. */
+/** Where a pull request is: waiting (its place, 0 first), in a batch, or not queued. */
 export function positionOf(
   state: QueueState,
   pr: number,
 ):
   | { kind: 'waiting'; place: number }
   | { kind: 'batch'; batch: Batch; index: number }
-  | { kind: 'probe'; probe: Probe }
   | undefined {
   const index = state.batches.findIndex((b) => b.prs.some((p) => p.number === pr));
   if (index >= 0) return { kind: 'batch', batch: state.batches[index]!, index };
-  const probe = state.probes.find((p) => [...p.prefix, ...p.suspects].some((q) => q.number === pr));
-  if (probe) return { kind: 'probe', probe };
   const place = [...state.queue].sort(byPriority).findIndex((p) => p.number === pr);
   return place >= 0 ? { kind: 'waiting', place } : undefined;
 }
@@ -190,13 +179,6 @@ function clone(state: QueueState): QueueState {
     ...state,
     queue: [...state.queue],
     batches: state.batches.map((b) => ({ ...b, prs: [...b.prs], failures: [...b.failures] })),
-    probes: state.probes.map((p) => ({
-      ...p,
-      prefix: [...p.prefix],
-      suspects: [...p.suspects],
-      candidate: [...p.candidate],
-      failures: [...p.failures],
-    })),
   };
 }
 
@@ -223,16 +205,7 @@ function cancelFrom(draft: Draft, index: number, except: number | null = null) {
   }
 }
 
-function cancelProbe(draft: Draft, probe: Probe, except: number | null = null) {
-  draft.state.probes = draft.state.probes.filter((p) => p.id !== probe.id);
-  draft.effects.push({ kind: 'cancel', batch: probe.id });
-  requeue(
-    draft,
-    [...probe.prefix, ...probe.suspects].filter((pr) => pr.number !== except),
-  );
-}
-
-function newBatch(draft: Draft, prs: QueuedPr[]): Batch {
+function newBatch(draft: Draft, prs: QueuedPr[], split: Batch['split'] = null): Batch {
   return {
     id: draft.state.nextBatchId++,
     prs,
@@ -241,31 +214,8 @@ function newBatch(draft: Draft, prs: QueuedPr[]): Batch {
     stagingSha: null,
     attempts: 0,
     failures: [],
+    split,
   };
-}
-
-/** A probe testing `candidate` on top of `prefix`; the suspects are known to fail on it. */
-function newProbe(
-  draft: Draft,
-  prefix: QueuedPr[],
-  suspects: QueuedPr[],
-  failures: string[],
-): Probe {
-  const candidate =
-    suspects.length === 1 ? suspects : suspects.slice(0, Math.ceil(suspects.length / 2));
-  const probe: Probe = {
-    id: draft.state.nextBatchId++,
-    prefix,
-    suspects,
-    candidate,
-    state: 'building',
-    onto: null,
-    stagingSha: null,
-    attempts: 0,
-    failures,
-  };
-  draft.state.probes.push(probe);
-  return probe;
 }
 
 const numbers = (prs: readonly QueuedPr[]) => prs.map((p) => p.number);
@@ -287,7 +237,13 @@ function advance(draft: Draft) {
         failures: head.failures,
       });
     } else {
-      newProbe(draft, [], head.prs, head.failures);
+      // Bisected in the chain: both halves tested at once, the second on top of the first.
+      const half = Math.ceil(head.prs.length / 2);
+      const split = { of: head.id, prs: numbers(head.prs), failures: head.failures };
+      state.batches.unshift(
+        newBatch(draft, head.prs.slice(0, half), { ...split, half: 1 }),
+        newBatch(draft, head.prs.slice(half), { ...split, half: 2 }),
+      );
     }
     advance(draft);
     return;
@@ -316,30 +272,13 @@ function advance(draft: Draft) {
     }
   }
   if (state.mode === 'paused') return;
-  // Builds: a batch is built once what it goes on is known; probes go on the base.
+  // Builds: a batch is built once what it goes on is known.
   for (const [i, batch] of state.batches.entries()) {
     if (batch.state !== 'building' || batch.onto !== null) continue;
     const onto = i === 0 ? state.baseSha : state.batches[i - 1]!.stagingSha;
     if (onto === null) continue;
     batch.onto = onto;
-    draft.effects.push({
-      kind: 'build',
-      batch: batch.id,
-      onto,
-      prs: numbers(batch.prs),
-      probe: false,
-    });
-  }
-  for (const probe of state.probes) {
-    if (probe.state !== 'building' || probe.onto !== null) continue;
-    probe.onto = state.baseSha;
-    draft.effects.push({
-      kind: 'build',
-      batch: probe.id,
-      onto: state.baseSha,
-      prs: numbers([...probe.prefix, ...probe.candidate]),
-      probe: true,
-    });
+    draft.effects.push({ kind: 'build', batch: batch.id, onto, prs: numbers(batch.prs) });
   }
   // The first batch lands once it passed.
   if (head && head.state === 'passed' && head.stagingSha !== null) {
@@ -351,59 +290,16 @@ function advance(draft: Draft) {
       prs: numbers(head.prs),
     });
   }
-  if (state.mode === 'draining' && state.batches.length === 0 && state.probes.length === 0) {
+  if (state.mode === 'draining' && state.batches.length === 0) {
     state.mode = 'paused';
     state.pausedBecause = 'drained';
     draft.effects.push({ kind: 'paused', reason: 'drained' });
   }
 }
 
-/** A probe's test ended: bisect further, send back the one that fails, or let them all go. */
-function probed(draft: Draft, probe: Probe, passed: boolean, failures: string[]) {
-  const { state } = draft;
-  state.probes = state.probes.filter((p) => p.id !== probe.id);
-  const rest = probe.suspects.slice(probe.candidate.length);
-  if (probe.candidate.length === probe.suspects.length) {
-    // The candidate is all the suspects: a test of exactly that combination on this base.
-    if (passed) {
-      draft.effects.push({
-        kind: 'flaky',
-        prs: numbers([...probe.prefix, ...probe.suspects]),
-        failures: probe.failures,
-      });
-      requeue(draft, [...probe.prefix, ...probe.suspects]);
-      return;
-    }
-    if (probe.suspects.length === 1) {
-      rate(draft, [1]);
-      draft.effects.push({
-        kind: 'sent-back',
-        pr: probe.suspects[0]!.number,
-        reason:
-          probe.prefix.length === 0
-            ? 'its land graph failed'
-            : `its land graph failed on top of ${probe.prefix.map((p) => `#${p.number}`).join(', ')}, which pass without it`,
-        failures,
-      });
-      requeue(draft, probe.prefix);
-      return;
-    }
-    newProbe(draft, probe.prefix, probe.suspects, failures);
-    return;
-  }
-  if (passed) {
-    // The candidate is fine on top of the prefix: the culprit is in the rest.
-    newProbe(draft, [...probe.prefix, ...probe.candidate], rest, probe.failures);
-  } else {
-    requeue(draft, rest);
-    newProbe(draft, probe.prefix, probe.candidate, failures);
-  }
-}
-
 function handle(draft: Draft, event: QueueEvent) {
   const { state, config } = draft;
   const batchIndex = (id: number) => state.batches.findIndex((b) => b.id === id);
-  const probeOf = (id: number) => state.probes.find((p) => p.id === id);
   switch (event.type) {
     case 'enqueue': {
       if (positionOf(state, event.pr.number)) return;
@@ -414,8 +310,7 @@ function handle(draft: Draft, event: QueueEvent) {
       const at = positionOf(state, event.pr);
       if (!at) return;
       if (at.kind === 'waiting') state.queue = state.queue.filter((p) => p.number !== event.pr);
-      else if (at.kind === 'batch') cancelFrom(draft, at.index, event.pr);
-      else cancelProbe(draft, at.probe, event.pr);
+      else cancelFrom(draft, at.index, event.pr);
       draft.effects.push({ kind: 'dequeued', pr: event.pr, reason: event.reason });
       return;
     }
@@ -428,22 +323,20 @@ function handle(draft: Draft, event: QueueEvent) {
         return;
       }
       state.baseSha = event.sha;
-      // The chain was built on the old tip: it is built again on the new one. Probes go on.
+      // The chain was built on the old tip: it is built again on the new one.
       cancelFrom(draft, 0);
       return;
     }
     case 'built': {
-      const batch = state.batches[batchIndex(event.batch)] ?? probeOf(event.batch);
+      const batch = state.batches[batchIndex(event.batch)];
       if (!batch || batch.state !== 'building') return;
       batch.stagingSha = event.stagingSha;
       batch.state = 'testing';
-      const prs = 'prs' in batch ? batch.prs : [...batch.prefix, ...batch.candidate];
       draft.effects.push({
         kind: 'test',
         batch: batch.id,
         stagingSha: event.stagingSha,
-        prs: numbers(prs),
-        probe: !('prs' in batch),
+        prs: numbers(batch.prs),
       });
       return;
     }
@@ -461,21 +354,15 @@ function handle(draft: Draft, event: QueueEvent) {
       };
       const i = batchIndex(event.batch);
       const batch = state.batches[i];
-      if (batch && batch.state === 'building') {
-        sendBack(batch.prs);
-        cancelFrom(draft, i);
-      } else {
-        const probe = probeOf(event.batch);
-        if (!probe || probe.state !== 'building') return;
-        sendBack([...probe.prefix, ...probe.suspects]);
-        cancelProbe(draft, probe);
-      }
+      if (!batch || batch.state !== 'building') return;
+      sendBack(batch.prs);
+      cancelFrom(draft, i);
       state.queue = state.queue.filter((p) => !dropped.has(p.number));
       return;
     }
     case 'tested': {
       const i = batchIndex(event.batch);
-      const batch = state.batches[i] ?? probeOf(event.batch);
+      const batch = state.batches[i];
       if (!batch || batch.state !== 'testing') return;
       if (event.result === 'infra') {
         batch.attempts++;
@@ -485,18 +372,12 @@ function handle(draft: Draft, event: QueueEvent) {
           draft.effects.push({ kind: 'paused', reason: state.pausedBecause });
           return;
         }
-        const prs = 'prs' in batch ? batch.prs : [...batch.prefix, ...batch.candidate];
         draft.effects.push({
           kind: 'test',
           batch: batch.id,
           stagingSha: batch.stagingSha!,
-          prs: numbers(prs),
-          probe: !('prs' in batch),
+          prs: numbers(batch.prs),
         });
-        return;
-      }
-      if (!('prs' in batch)) {
-        probed(draft, batch, event.result === 'success', event.failures ?? []);
         return;
       }
       if (event.result === 'success') {
@@ -520,7 +401,16 @@ function handle(draft: Draft, event: QueueEvent) {
         head.prs.map(() => 0),
       );
       state.window = Math.min(config.maxParallel, state.window + 1);
-      draft.effects.push({ kind: 'landed', prs: numbers(head.prs), sha: head.stagingSha! });
+      draft.effects.push({
+        kind: 'landed',
+        batch: head.id,
+        prs: numbers(head.prs),
+        sha: head.stagingSha!,
+      });
+      // Both halves of a failed batch passed, one on the other: its failure was not real.
+      if (head.split?.half === 2) {
+        draft.effects.push({ kind: 'flaky', prs: head.split.prs, failures: head.split.failures });
+      }
       return;
     }
     case 'pause': {

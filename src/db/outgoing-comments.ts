@@ -7,15 +7,30 @@ export type OutgoingComment = typeof outgoingComments.$inferSelect;
 
 export function createCommentQueries(db: TowerDb) {
   return {
-    /** Queues a comment once per dedup key. */
+    /**
+     * Queues a comment once per dedup key. With `replace`, a comment of that
+     * key gets the new body instead: once posted, it is edited in place.
+     */
     async enqueue(comment: {
       dedupKey: string;
       installationId: number;
       fullName: string;
       issueNumber: number;
       body: string;
+      replace?: boolean;
     }): Promise<void> {
-      await db.insert(outgoingComments).values(comment).onConflictDoNothing();
+      const { replace, ...values } = comment;
+      const insert = db.insert(outgoingComments).values(values);
+      if (!replace) {
+        await insert.onConflictDoNothing();
+        return;
+      }
+      await insert.onConflictDoUpdate({
+        target: outgoingComments.dedupKey,
+        set: { body: values.body, sentAt: null, dueAt: sql`now()`, attempts: 0, lastError: null },
+        // An unchanged body is not edited again.
+        setWhere: sql`${outgoingComments.body} <> excluded.body`,
+      });
     },
 
     /** Leases up to `limit` unsent comments that are due. */

@@ -383,6 +383,39 @@ export const artifacts = pgTable(
   (t) => [uniqueIndex('artifacts_run_name_idx').on(t.runId, t.name)],
 );
 
+/**
+ * A landing queue, per repository and base branch: the pure queue's state
+ * (src/autoland/queue.ts) as one document, and what the runner keeps beside
+ * it per batch (its staging branch, its event and graphs). Every change
+ * locks the row.
+ */
+export const landingQueues = pgTable(
+  'landing_queues',
+  {
+    repositoryId: githubId('repository_id')
+      .notNull()
+      .references(() => repositories.id),
+    baseBranch: text('base_branch').notNull(),
+    installationId: githubId('installation_id').notNull(),
+    fullName: text('full_name').notNull(),
+    state: jsonb('state').notNull(),
+    runner: jsonb('runner').notNull().default({}),
+    /** Whether something is queued or in flight: the runner looks only at active queues. */
+    active: boolean('active').notNull().default(true),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.repositoryId, t.baseBranch] }),
+    index('landing_queues_active_idx')
+      .on(t.repositoryId)
+      .where(sql`${t.active}`),
+  ],
+);
+
+/**
+ * A pull request in a landing queue, and what Tower last told about it:
+ * its state for the queue API, and its `tower/land` check run.
+ */
 export const landingQueueEntries = pgTable(
   'landing_queue_entries',
   {
@@ -400,11 +433,20 @@ export const landingQueueEntries = pgTable(
       .notNull()
       .default('queued'),
     reason: text('reason'),
+    /** The landed commit, once landed. */
+    landedSha: text('landed_sha'),
     enqueuedBy: text('enqueued_by').notNull(),
     enqueuedAt: ts('enqueued_at').notNull().defaultNow(),
+    /** The `tower/land` check run, and a hash of what it last showed. */
+    checkRunId: bigint('check_run_id', { mode: 'number' }),
+    checkSha: text('check_sha'),
+    checkHash: text('check_hash'),
+    /** Changed since its check run was last published. */
+    checkDirty: boolean('check_dirty').notNull().default(true),
     updatedAt: updatedAt(),
   },
   (t) => [
+    uniqueIndex('landing_queue_entries_pull_idx').on(t.repositoryId, t.pullNumber),
     index('landing_queue_entries_queue_idx').on(t.repositoryId, t.baseBranch, t.state),
     check('landing_queue_entries_pull_number_positive', sql`${t.pullNumber} > 0`),
   ],

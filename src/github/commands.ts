@@ -13,6 +13,9 @@ export type Command =
   | { name: 'run'; jobs: string[] }
   | { name: 'approve'; jobs: string[] }
   | { name: 'ok-to-test' }
+  | { name: 'land'; priority: number; single: boolean }
+  | { name: 'unland' }
+  | { name: 'queue'; action: 'pause' | 'resume' | 'drain' }
   | { name: 'help' };
 
 /** A `/tower` line that is not a command Tower knows, or lacks what it needs. */
@@ -41,7 +44,7 @@ function jobs(name: 'retrigger' | 'run' | 'approve', what: string) {
   };
 }
 
-function bare(name: 'retry' | 'cancel' | 'ok-to-test' | 'help') {
+function bare(name: 'retry' | 'cancel' | 'ok-to-test' | 'unland' | 'help') {
   return (args: string[]): Command | string =>
     args.length === 0 ? { name } : `\`/tower ${name}\` takes nothing after it`;
 }
@@ -83,6 +86,43 @@ export const COMMANDS: Readonly<Record<Command['name'], Spec>> = {
       "let a fork's pull request run, for its current head commit, on minions that take untrusted work",
     who: 'write permission',
     parse: bare('ok-to-test'),
+  },
+  land: {
+    usage: '/tower land [p=N] [single]',
+    summary:
+      'queue the pull request to land on its base branch once its land graph passes; `p=N` for a priority (higher first, -100 to 100), `single` to land it alone',
+    who: 'write permission, and the approvals the base branch asks for',
+    parse(args) {
+      let priority = 0;
+      let single = false;
+      for (const arg of args) {
+        const p = /^p=(-?\d+)$/i.exec(arg);
+        if (p && Math.abs(Number(p[1])) <= 100) priority = Number(p[1]);
+        else if (arg.toLowerCase() === 'single') single = true;
+        else
+          return `\`${arg}\` is not an option of \`/tower land\`: use \`p=N\` (-100 to 100) or \`single\``;
+      }
+      return { name: 'land', priority, single };
+    },
+  },
+  unland: {
+    usage: '/tower unland',
+    summary: 'take the pull request out of the landing queue',
+    who: 'write permission',
+    parse: bare('unland'),
+  },
+  queue: {
+    usage: '/tower queue pause|resume|drain',
+    summary:
+      'pause the base branch’s landing queue (nothing starts or lands), resume it, or drain it (what is under way lands, then it pauses)',
+    who: 'admin permission',
+    parse(args) {
+      const [action, ...rest] = args.map((a) => a.toLowerCase());
+      if ((action === 'pause' || action === 'resume' || action === 'drain') && rest.length === 0) {
+        return { name: 'queue', action };
+      }
+      return '`/tower queue` needs one of `pause`, `resume` or `drain`';
+    },
   },
   help: {
     usage: '/tower help',

@@ -11,6 +11,8 @@ import { GitHubError, type GitHubPort } from './port.js';
 
 export type QueuedComment = {
   id: number;
+  /** Posted already: the new body edits it. */
+  githubId: number | null;
   installationId: number;
   fullName: string;
   issueNumber: number;
@@ -25,6 +27,7 @@ export type CommentOutbox = {
     fullName: string;
     issueNumber: number;
     body: string;
+    replace?: boolean;
   }): Promise<void>;
   takeDue(now: Date, leaseMs: number, limit: number): Promise<QueuedComment[]>;
   markSent(id: number, githubId: number, at: Date): Promise<void>;
@@ -67,11 +70,10 @@ export function createCommentSender(options: {
     }
     const [owner = '', repo = ''] = comment.fullName.split('/');
     try {
-      const id = await github.createComment(
-        { installationId: comment.installationId, owner, repo },
-        comment.issueNumber,
-        comment.body,
-      );
+      const target = { installationId: comment.installationId, owner, repo };
+      let id = comment.githubId;
+      if (id === null) id = await github.createComment(target, comment.issueNumber, comment.body);
+      else await github.updateComment(target, id, comment.body);
       await outbox.markSent(comment.id, id, clock.now());
     } catch (error) {
       const failure = error instanceof GitHubError ? error : undefined;

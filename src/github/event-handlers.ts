@@ -15,6 +15,8 @@ import picomatch from 'picomatch';
 import type { Clock } from '../lib/clock.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
+import { landingRulesOf } from './landing-definitions.js';
+import type { LandingRunner } from '../autoland/runner.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import { commandHelp, parseCommands, type Command } from './commands.js';
 import { ingest, skipsCi, type EventStore, type IngestDeps, type ReportStore } from './ingest.js';
@@ -50,6 +52,8 @@ export type GitHubHandlerDeps = {
     Scheduler,
     'createGraph' | 'cancel' | 'retrigger' | 'activate' | 'approve' | 'graphStatus'
   >;
+  /** The landing queue; absent, landing commands are answered that there is none. */
+  landing?: Pick<LandingRunner, 'land' | 'unland' | 'pullRequestChanged' | 'baseMoved' | 'setMode'>;
   /** New or reopened reports: the check publisher looks now. */
   onReports: () => void;
   /** Queued comments: the comment sender looks now. */
@@ -88,6 +92,12 @@ export async function onPush(deps: GitHubHandlerDeps, payload: PushPayload): Pro
   const branch = payload.ref.slice('refs/heads/'.length);
   // Tower's own staging refs are built by the landing queue, which runs their graphs itself.
   if (branch.startsWith('tower/')) return;
+  // A base branch with a landing queue moved: outside the queue, staging is built again
+  // (whatever the commit says about CI: what lands must be tested on the new tip).
+  await deps.landing?.baseMoved(
+    { repositoryId: payload.repository.id, baseBranch: branch },
+    payload.after,
+  );
   if (payload.head_commit && skipsCi(payload.head_commit.message)) {
     deps.logger.info({ repository: payload.repository.full_name, sha: payload.after }, 'skip ci');
     return;
@@ -177,13 +187,36 @@ export async function onPullRequest(
   const p = payload.pull_request;
   const repo = refOf(payload.repository, payload.installation.id);
   const repositoryId = payload.repository.id;
+  const change =
+    payload.action === 'closed'
+      ? p.merged
+        ? 'merged'
+        : 'closed'
+      : payload.action === 'synchronize'
+        ? 'pushed'
+        : payload.action === 'converted_to_draft'
+          ? 'draft'
+          : undefined;
+  if (change) {
+    await deps.landing?.pullRequestChanged({
+      repositoryId,
+      number: p.number,
+      headSha: p.head.sha,
+      change,
+    });
+  }
   if (payload.action === 'closed') {
     await supersede(deps, repositoryId, p.number, null, 'user-cancel');
+    return;
+  }
+  if (payload.action === 'labeled') {
+    await onLabeled(deps, payload);
     return;
   }
   const pr: PullRequestInfo = {
     number: p.number,
     state: p.state === 'open' ? 'open' : 'closed',
+    title: p.title,
     merged: false,
     draft: p.draft ?? false,
     author: p.user.login,
@@ -238,6 +271,44 @@ export async function onPullRequest(
 
 type Outcome = { line: string; ok: boolean };
 
+/**
+ * A label on a pull request: the base branch's landing label queues it,
+ * as `/tower land` does, when the one who added it may write.
+ */
+async function onLabeled(deps: GitHubHandlerDeps, payload: PullRequestPayload): Promise<void> {
+  const label = payload.label?.name;
+  if (!label || !deps.landing) return;
+  const repo = refOf(payload.repository, payload.installation.id);
+  // The label is the base branch's, at its tip: never the pull request's own .tower/.
+  const { config } = await landingRulesOf(deps.github, repo, payload.pull_request.base.ref);
+  if (!config || config.label !== label) return;
+  const permission = await deps.github.permission(repo, payload.sender.login);
+  const number = payload.pull_request.number;
+  let line: string;
+  if (!hasPermission(permission, 'write')) {
+    line = `❌ The \`${label}\` label does not queue this pull request: @${payload.sender.login} has ${permission} permission, and landing needs write.`;
+  } else {
+    const outcome = await deps.landing.land({
+      repositoryId: payload.repository.id,
+      installationId: repo.installationId,
+      fullName: payload.repository.full_name,
+      number,
+      by: payload.sender.login,
+      priority: 0,
+      single: false,
+    });
+    line = `${outcome.ok ? '✅' : '❌'} The \`${label}\` label${outcome.ok ? '' : ' does not queue this pull request'}: ${outcome.message}`;
+  }
+  await deps.comments.enqueue({
+    dedupKey: `label:${payload.repository.id}:${number}:${payload.pull_request.head.sha}:${label}`,
+    installationId: repo.installationId,
+    fullName: payload.repository.full_name,
+    issueNumber: number,
+    body: `@${payload.sender.login}\n\n${line}`,
+  });
+  deps.onComments();
+}
+
 export async function onIssueComment(
   deps: GitHubHandlerDeps,
   payload: IssueCommentPayload,
@@ -259,7 +330,7 @@ export async function onIssueComment(
   }));
   let help = problems.length > 0;
   const permission = await deps.github.permission(repo, login);
-  const context = {
+  const context: CommandContext = {
     deps,
     repo,
     repositoryId: payload.repository.id,
@@ -270,6 +341,13 @@ export async function onIssueComment(
   for (const command of commands) {
     if (command.name === 'help') {
       help = true;
+      continue;
+    }
+    if (command.name === 'queue' && !hasPermission(permission, 'admin')) {
+      outcomes.push({
+        line: `\`/tower queue ${command.action}\`: refused: @${login} has ${permission} permission on ${payload.repository.full_name}, and it needs admin.`,
+        ok: false,
+      });
       continue;
     }
     if (command.name !== 'approve' && !hasPermission(permission, 'write')) {
@@ -331,7 +409,7 @@ async function carryOut(
   command: Exclude<Command, { name: 'help' }>,
 ): Promise<Outcome> {
   const { deps } = ctx;
-  const name = `\`/tower ${command.name}${'jobs' in command ? ` ${command.jobs.join(' ')}` : ''}\``;
+  const name = `\`/tower ${command.name}${'jobs' in command ? ` ${command.jobs.join(' ')}` : ''}${command.name === 'queue' ? ` ${command.action}` : ''}\``;
   if (command.name === 'ok-to-test') {
     const pr = await deps.github.pullRequest(ctx.repo, ctx.number);
     if (!pr || pr.state !== 'open')
@@ -361,6 +439,9 @@ async function carryOut(
       line: `${name}: commit \`${pr.headSha.slice(0, 12)}\` approved by @${ctx.login}: ${what}${untrusted ? ', as untrusted work' : ''}.`,
       ok: true,
     };
+  }
+  if (command.name === 'land' || command.name === 'unland' || command.name === 'queue') {
+    return landingCommand(ctx, command, name);
   }
   const graphs = await currentGraphs(ctx);
   if (graphs.length === 0) {
@@ -429,6 +510,50 @@ async function carryOut(
     refused.length > 0 ? `refused ${refused.join(', ')}` : null,
   ].filter((part): part is string => part !== null);
   return { line: `${name}: ${parts.join('; ')}.`, ok: done.length > 0 };
+}
+
+async function landingCommand(
+  ctx: CommandContext,
+  command: Extract<Command, { name: 'land' | 'unland' | 'queue' }>,
+  name: string,
+): Promise<Outcome> {
+  const { deps } = ctx;
+  if (!deps.landing) return { line: `${name}: this Tower has no landing queue.`, ok: false };
+  if (command.name === 'land') {
+    const outcome = await deps.landing.land({
+      repositoryId: ctx.repositoryId,
+      installationId: ctx.repo.installationId,
+      fullName: ctx.fullName,
+      number: ctx.number,
+      by: ctx.login,
+      priority: command.priority,
+      single: command.single,
+    });
+    return { line: `${name}: ${outcome.ok ? '' : 'refused: '}${outcome.message}`, ok: outcome.ok };
+  }
+  if (command.name === 'unland') {
+    const taken = await deps.landing.unland({
+      repositoryId: ctx.repositoryId,
+      number: ctx.number,
+      reason: `@${ctx.login} asked`,
+    });
+    return taken
+      ? { line: `${name}: taken out of the landing queue.`, ok: true }
+      : { line: `${name}: the pull request is not in a landing queue.`, ok: false };
+  }
+  const pr = await deps.github.pullRequest(ctx.repo, ctx.number);
+  const base = pr?.baseRef ?? '';
+  const changed = await deps.landing.setMode(
+    { repositoryId: ctx.repositoryId, baseBranch: base },
+    command.action,
+    ctx.login,
+  );
+  return changed
+    ? {
+        line: `${name}: the landing queue of \`${base}\` is ${command.action === 'pause' ? 'paused' : command.action === 'resume' ? 'running' : 'draining'}.`,
+        ok: true,
+      }
+    : { line: `${name}: \`${base}\` has no landing queue yet.`, ok: false };
 }
 
 /** Approves a breakpoint as the commenter, with the teams of theirs the breakpoint names. */
@@ -525,6 +650,7 @@ export function registerEventHandlers(app: Probot, deps: GitHubHandlerDeps): voi
       'pull_request.reopened',
       'pull_request.closed',
       'pull_request.ready_for_review',
+      'pull_request.labeled',
     ],
     async ({ payload, id }) =>
       onPullRequest(deps, parsePayload(PullRequestPayload, 'pull_request', payload), id),

@@ -195,6 +195,7 @@ export function createOctokitPort(options: {
         return {
           number: data.number,
           state: data.state === 'open' ? 'open' : 'closed',
+          title: data.title,
           merged: data.merged,
           draft: data.draft ?? false,
           author: data.user.login,
@@ -210,6 +211,140 @@ export function createOctokitPort(options: {
         if (failure.status === 404) return undefined;
         throw failure;
       }
+    },
+
+    async branchSha(repo, branch) {
+      try {
+        const { data } = await client(repo.installationId).rest.git.getRef({
+          ...base(repo),
+          ref: `heads/${branch}`,
+        });
+        return data.object.sha;
+      } catch (error) {
+        const failure = toGitHubError('read a branch', error, now());
+        if (failure.status === 404) return undefined;
+        throw failure;
+      }
+    },
+
+    async setBranch(repo, branch, sha) {
+      const octokit = client(repo.installationId);
+      try {
+        await octokit.rest.git.createRef({ ...base(repo), ref: `refs/heads/${branch}`, sha });
+      } catch (error) {
+        const failure = toGitHubError('create a branch', error, now());
+        if (failure.status !== 422) throw failure;
+        // It exists: moved, whatever it held (a staging branch of an earlier try).
+        await call('move a branch', () =>
+          octokit.rest.git.updateRef({ ...base(repo), ref: `heads/${branch}`, sha, force: true }),
+        );
+      }
+    },
+
+    async fastForward(repo, branch, sha) {
+      try {
+        await client(repo.installationId).rest.git.updateRef({
+          ...base(repo),
+          ref: `heads/${branch}`,
+          sha,
+          force: false,
+        });
+        return 'ok';
+      } catch (error) {
+        const failure = toGitHubError('fast-forward a branch', error, now());
+        if (failure.status === 422) return 'not-fast-forward';
+        throw failure;
+      }
+    },
+
+    async deleteBranch(repo, branch) {
+      try {
+        await client(repo.installationId).rest.git.deleteRef({
+          ...base(repo),
+          ref: `heads/${branch}`,
+        });
+      } catch (error) {
+        const failure = toGitHubError('delete a branch', error, now());
+        if (failure.status !== 404 && failure.status !== 422) throw failure;
+      }
+    },
+
+    async mergeInto(repo, branch, head, message) {
+      try {
+        const response = await client(repo.installationId).rest.repos.merge({
+          ...base(repo),
+          base: branch,
+          head,
+          commit_message: message,
+        });
+        // 204: nothing to merge, the branch has the commit already.
+        if ((response.status as number) === 204) return { kind: 'up-to-date' };
+        return { kind: 'merged', sha: response.data.sha };
+      } catch (error) {
+        const failure = toGitHubError('merge', error, now());
+        if (failure.status === 409) return { kind: 'conflict' };
+        throw failure;
+      }
+    },
+
+    async commit(repo, sha) {
+      const { data } = await call('read a commit', () =>
+        client(repo.installationId).rest.git.getCommit({ ...base(repo), commit_sha: sha }),
+      );
+      return {
+        tree: data.tree.sha,
+        message: data.message,
+        parents: data.parents.map((p) => p.sha),
+      };
+    },
+
+    async createCommit(repo, commit) {
+      const { data } = await call('create a commit', () =>
+        client(repo.installationId).rest.git.createCommit({ ...base(repo), ...commit }),
+      );
+      return data.sha;
+    },
+
+    async pullRequestCommits(repo, number) {
+      const octokit = client(repo.installationId);
+      const commits = await call('list a pull request\'s commits', () =>
+        octokit.paginate(octokit.rest.pulls.listCommits, {
+          ...base(repo),
+          pull_number: number,
+          per_page: 100,
+        }),
+      );
+      return commits.map((c) => ({
+        sha: c.sha,
+        message: c.commit.message,
+        author: { name: c.commit.author?.name ?? '', email: c.commit.author?.email ?? '' },
+      }));
+    },
+
+    async reviews(repo, number) {
+      const octokit = client(repo.installationId);
+      const reviews = await call('list reviews', () =>
+        octokit.paginate(octokit.rest.pulls.listReviews, {
+          ...base(repo),
+          pull_number: number,
+          per_page: 100,
+        }),
+      );
+      return reviews.map((r) => ({
+        user: r.user?.login ?? '',
+        state: r.state,
+        commitId: r.commit_id ?? null,
+      }));
+    },
+
+    async closePullRequest(repo, number) {
+      await call('close a pull request', () =>
+        client(repo.installationId).rest.pulls.update({
+          ...base(repo),
+          pull_number: number,
+          state: 'closed',
+        }),
+      );
     },
 
     async permission(repo, login) {

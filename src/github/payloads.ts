@@ -34,10 +34,13 @@ export type PushPayload = z.infer<typeof PushPayload>;
 export const PullRequestPayload = z.object({
   action: z.string(),
   number: z.number().int(),
+  label: z.object({ name: z.string() }).optional(),
   pull_request: z.object({
     number: z.number().int(),
     state: z.string(),
+    title: z.string(),
     draft: z.boolean().optional(),
+    merged: z.boolean().nullable().optional(),
     user: User,
     head: z.object({
       sha: Sha,

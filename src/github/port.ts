@@ -49,6 +49,7 @@ export type TowerFile = { path: string; content: string };
 export type PullRequestInfo = {
   number: number;
   state: 'open' | 'closed';
+  title: string;
   merged: boolean;
   draft: boolean;
   author: string;
@@ -79,6 +80,42 @@ export type GitHubPort = {
   updateComment(repo: RepoRef, commentId: number, body: string): Promise<void>;
   /** A pull request as Tower needs it; undefined when there is none of that number. */
   pullRequest(repo: RepoRef, number: number): Promise<PullRequestInfo | undefined>;
+  /** The commit a branch points at; undefined when there is no such branch. */
+  branchSha(repo: RepoRef, branch: string): Promise<string | undefined>;
+  /** A new branch at the commit; an existing one of that name is moved there (force). */
+  setBranch(repo: RepoRef, branch: string, sha: string): Promise<void>;
+  /** Moves a branch, fast-forward only: `not-fast-forward` when the commit does not descend from its tip. */
+  fastForward(repo: RepoRef, branch: string, sha: string): Promise<'ok' | 'not-fast-forward'>;
+  deleteBranch(repo: RepoRef, branch: string): Promise<void>;
+  /** Merges a commit into a branch (a merge commit on it, as GitHub's merge API makes). */
+  mergeInto(
+    repo: RepoRef,
+    branch: string,
+    head: string,
+    message: string,
+  ): Promise<{ kind: 'merged'; sha: string } | { kind: 'up-to-date' } | { kind: 'conflict' }>;
+  /** A commit's tree and message. */
+  commit(repo: RepoRef, sha: string): Promise<{ tree: string; message: string; parents: string[] }>;
+  createCommit(
+    repo: RepoRef,
+    commit: {
+      tree: string;
+      parents: string[];
+      message: string;
+      author?: { name: string; email: string };
+    },
+  ): Promise<string>;
+  /** The pull request's commits, oldest first (at most 250, as GitHub lists them). */
+  pullRequestCommits(
+    repo: RepoRef,
+    number: number,
+  ): Promise<{ sha: string; message: string; author: { name: string; email: string } }[]>;
+  /** The pull request's reviews, oldest first. */
+  reviews(
+    repo: RepoRef,
+    number: number,
+  ): Promise<{ user: string; state: string; commitId: string | null }[]>;
+  closePullRequest(repo: RepoRef, number: number): Promise<void>;
   /** The user's permission on the repository (`none` for a stranger). */
   permission(repo: RepoRef, login: string): Promise<Permission>;
   /** Whether the user is an active member of the organisation's team. */

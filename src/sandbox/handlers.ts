@@ -330,6 +330,34 @@ const git: Record<string, Handler> = {
     return { status: 200, body: shapes.blob(repo, sha, content, sim.urls) };
   },
 
+  'git/create-commit': async (request, sim) => {
+    const repo = repositoryOf(request);
+    const body = request.body as {
+      message: string;
+      tree: string;
+      parents?: string[];
+      author?: { name: string; email: string };
+    };
+    if (!isSha(body.tree) || (await sim.git.objectType(repo.fullName, body.tree)) !== 'tree') {
+      throw new ApiError(422, `Tree SHA does not exist`);
+    }
+    for (const parent of body.parents ?? []) {
+      if (!isSha(parent) || (await sim.git.objectType(repo.fullName, parent)) !== 'commit') {
+        throw new ApiError(422, `Parent SHA does not exist or is not a commit object`);
+      }
+    }
+    const bot = sim.person(sim.state.botAccount(request.app));
+    const sha = await sim.git.commitTree(repo.fullName, {
+      tree: body.tree,
+      parents: body.parents ?? [],
+      message: body.message,
+      author: body.author ? { ...body.author, date: sim.clock.now() } : bot,
+      committer: bot,
+    });
+    const info = (await sim.git.commitInfo(repo.fullName, sha))!;
+    return { status: 201, body: shapes.gitCommit(repo, info, sim.urls) };
+  },
+
   'git/get-commit': async (request, sim) => {
     const repo = repositoryOf(request);
     const sha = String(request.params.commit_sha);
@@ -517,6 +545,15 @@ const pulls: Record<string, Handler> = {
       status: 200,
       body: comparison.files.map((f) => shapes.diffEntry(repo, f, pr.head.sha, sim.urls)),
     };
+  },
+
+  'pulls/list-commits': async (request, sim) => {
+    const repo = repositoryOf(request);
+    const pr = pullOf(request, sim);
+    const { commits } = await sim.git.compare(repo.fullName, pr.base.sha, pr.head.sha);
+    // GitHub lists at most 250 commits of a pull request.
+    const infos = await Promise.all(commits.slice(0, 250).map((sha) => sim.git.commitInfo(repo.fullName, sha)));
+    return { status: 200, body: infos.map((info) => shapes.commit(repo, info!, undefined, sim.urls)) };
   },
 
   'pulls/merge': async (request, sim) => {

@@ -1,3 +1,4 @@
+import type { LandingRunner } from '../autoland/runner.js';
 import type { WebhookIntake } from '../github/webhook-intake.js';
 import type { Logger } from '../lib/logger.js';
 import type { Metrics } from '../lib/metrics.js';
@@ -15,6 +16,8 @@ export type WebDeps = {
   minions: MinionProtocol;
   /** What the read API shows (src/web/read-api.ts). */
   reads: Reads;
+  /** The landing queues (src/autoland/); absent when no GitHub App is configured. */
+  landing: Pick<LandingRunner, 'view'> | undefined;
   logger: Logger;
 };
 

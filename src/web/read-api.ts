@@ -1,14 +1,27 @@
 /**
  * The read API v1 (docs/api.md): graphs, runs, manifests, artifacts, logs
- * (followed as server-sent events), minions and the queue. No
+ * (followed as server-sent events), minions, the pending jobs and each
+ * repository's landing queues. No
  * authentication yet; a later issue adds it.
  */
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
+import { NotConfiguredError } from '../lib/errors.js';
+import { NotFoundError } from '../minions/errors.js';
 import type { AppEnv } from './env.js';
 import { GraphPageQuery, MinionPageQuery, idParam, parseQuery } from './requests.js';
 
 export const readApiRoutes = new Hono<AppEnv>()
+  .get('/api/v1/repos/:owner/:repo/queue', async (c) => {
+    const { landing } = c.var.tower;
+    if (!landing) {
+      throw new NotConfiguredError('landing queues need the GitHub App, which is not configured');
+    }
+    const fullName = `${c.req.param('owner')}/${c.req.param('repo')}`;
+    const view = await landing.view(fullName);
+    if (!view) throw new NotFoundError(`Tower is not installed on ${fullName}`);
+    return c.json(view);
+  })
   .get('/api/v1/graphs/:id', async (c) => {
     const id = idParam(c, 'id');
     const page = parseQuery(c, GraphPageQuery);

@@ -127,7 +127,9 @@ export async function startGitHubTower(
       await s.sim.settled();
       await tower.processor!.drain();
       await tower.serverJobs.tick();
-      const published = (await tower.checks!.tick()) + (await tower.comments!.tick());
+      const landed = await tower.landing!.tick();
+      const published =
+        landed + (await tower.checks!.tick()) + (await tower.comments!.tick());
       await s.sim.settled();
       const pending = s.sim.deliveries.length;
       await tower.processor!.drain();

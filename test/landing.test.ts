@@ -1,0 +1,260 @@
+/**
+ * Issue 7: the landing queue against the simulator, with real git. Pull
+ * requests are queued by `/tower land` or the base branch's label, merged
+ * into staging commits on `tower/staging/…` branches through the API,
+ * tested by the `land` graph of the staging commit, and landed by
+ * fast-forwarding the base branch to exactly that commit.
+ *
+ * The minion here decides a land job's result from the files of the commit
+ * it runs on, as a real test suite would: which pull requests are in the
+ * staging commit is all it sees.
+ */
+import { eq } from 'drizzle-orm';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { events, graphs } from '../src/db/schema.js';
+import type { SimPullRequest } from '../src/sandbox/model.js';
+import { backends, type TestDatabase } from './support/databases.js';
+import { startGitHubTower, type GitHubTower, type TestMinion } from './support/github-tower.js';
+
+const definitions = (landing: string) => `version: 1
+schedulers:
+  - { on: land, graph: land }
+graphs:
+  land:
+    jobs:
+      test: { requires: [linux], command: make test }
+      lint: { requires: [linux], command: make lint }
+landing:
+${landing}
+`;
+
+const LANDING = `  approvals: 1
+  label: ready-to-land
+  batch: { min: 1, max: 8 }
+  parallel: 8`;
+
+type QueueView = {
+  repository: string;
+  queues: {
+    base: string;
+    mode: string;
+    batches: { id: number; state: string; prs: number[] }[];
+    waiting: { number: number; priority: number; place: number }[];
+    pullRequests: { number: number; state: string; reason: string | null; landedSha: string | null }[];
+  }[];
+};
+
+describe.each(backends())('the landing queue on $name', (backend) => {
+  let database: TestDatabase;
+  let gt: GitHubTower;
+  let minion: TestMinion;
+  let base = 0;
+
+  beforeAll(async () => {
+    database = await backend.open();
+    gt = await startGitHubTower(database, {
+      files: { 'README.md': '# widgets\n', '.tower/ci.yml': definitions(LANDING) },
+    });
+    const { sim, repository } = gt.s;
+    sim.setPermission(repository, 'alice', 'write');
+    sim.setPermission(repository, 'rita', 'write');
+    sim.setPermission(repository, 'reader', 'read');
+    sim.setPermission(repository, 'ada', 'admin');
+    minion = await gt.minion(['linux']);
+  });
+  afterAll(async () => {
+    await gt?.close();
+    await database?.dispose();
+  });
+  afterEach(() => {
+    expect(gt.s.sim.violations.list()).toEqual([]);
+  });
+
+  /** A fresh base branch with the landing definitions, so that each test has its own queue. */
+  async function newBase(landing = LANDING): Promise<string> {
+    const { sim, repository } = gt.s;
+    const branch = `base-${++base}`;
+    await sim.push(repository, {
+      branch,
+      files: { '.tower/ci.yml': definitions(landing) },
+      author: 'alice',
+    });
+    await gt.settle();
+    return branch;
+  }
+
+  async function openPullRequest(
+    baseBranch: string,
+    name: string,
+    files: Record<string, string> = { [`${name}.txt`]: `${name}\n` },
+  ): Promise<SimPullRequest> {
+    const { sim, repository } = gt.s;
+    const branch = `${baseBranch}-${name}`;
+    await sim.push(repository, {
+      branch,
+      files,
+      author: 'alice',
+      parent: (await sim.branchSha(repository, baseBranch))!,
+    });
+    const pr = await sim.openPullRequest(repository, {
+      head: branch,
+      base: baseBranch,
+      title: `Add ${name}`,
+      author: 'alice',
+    });
+    await sim.review(pr, { author: 'rita', state: 'APPROVED' });
+    return pr;
+  }
+
+  const say = async (pr: SimPullRequest, author: string, body: string) => {
+    await gt.s.sim.comment(gt.s.repository, pr.number, { body, author });
+    await gt.settle();
+  };
+
+  /** Tower's comments on the pull request, oldest first. */
+  const replies = (pr: SimPullRequest) =>
+    gt.s.sim
+      .comments(gt.s.repository, pr.number)
+      .filter((c) => c.user.type === 'Bot')
+      .map((c) => c.body);
+
+  async function filesAt(sha: string): Promise<Set<string>> {
+    const tree = await gt.s.sim.git.tree(gt.s.repository.fullName, sha, true);
+    return new Set(tree!.entries.filter((e) => e.type === 'blob').map((e) => e.path));
+  }
+
+  /**
+   * Runs the queue until it is quiet: the minion takes every land job and
+   * fails `test` where `fails` says the staging commit's files fail.
+   */
+  async function runQueue(fails: (files: Set<string>) => boolean = () => false) {
+    for (let round = 0; round < 200; round++) {
+      await gt.settle();
+      let ran = 0;
+      for (;;) {
+        const run = await minion.claim();
+        if (!run) break;
+        ran++;
+        const failed = run.label === 'test' && fails(await filesAt(run.sha));
+        await minion.report(run.runId, failed ? 'failure' : 'success');
+      }
+      await gt.settle();
+      if (ran === 0 && (await gt.tower.landing!.tick()) === 0) return;
+    }
+    throw new Error('the landing queue did not come to rest');
+  }
+
+  async function queueOf(baseBranch: string) {
+    const response = await gt.tower.app.request(`/api/v1/repos/${gt.s.repository.fullName}/queue`);
+    expect(response.status).toBe(200);
+    const view = (await response.json()) as QueueView;
+    return view.queues.find((q) => q.base === baseBranch)!;
+  }
+
+  /** Every commit the base branch has pointed at since `from`, from the push webhooks. */
+  function tipsOf(baseBranch: string): string[] {
+    return gt.s.sim.deliveries
+      .filter(
+        (d) =>
+          d.event === 'push' &&
+          d.payload.ref === `refs/heads/${baseBranch}` &&
+          d.payload.before !== '0000000000000000000000000000000000000000',
+      )
+      .map((d) => d.payload.after as string);
+  }
+
+  /** The results of the land graphs run on a commit. */
+  async function landResults(sha: string): Promise<string[]> {
+    const rows = await database.db
+      .select({ result: graphs.result, type: events.type })
+      .from(graphs)
+      .innerJoin(events, eq(graphs.eventId, events.id))
+      .where(eq(graphs.sha, sha));
+    return rows.filter((r) => r.type === 'land').map((r) => r.result ?? 'running');
+  }
+
+  it('lands 8 of 10, sends back the one that fails alone and the later of a failing pair', async () => {
+    const { sim, repository } = gt.s;
+    const branch = await newBase();
+    const start = (await sim.branchSha(repository, branch))!;
+    const prs: SimPullRequest[] = [];
+    for (let i = 1; i <= 10; i++) prs.push(await openPullRequest(branch, `pr-${i}`));
+    for (const pr of prs) await say(pr, 'alice', '/tower land');
+    expect(replies(prs[0]!).at(-1)).toContain('✅ `/tower land`: queued to land on `base-1`');
+
+    // pr-4 fails on its own; pr-6 and pr-8 pass alone and fail together.
+    await runQueue(
+      (files) => files.has('pr-4.txt') || (files.has('pr-6.txt') && files.has('pr-8.txt')),
+    );
+
+    const queue = await queueOf(branch);
+    const outcome = Object.fromEntries(queue.pullRequests.map((p) => [p.number, p.state]));
+    const numbers = prs.map((p) => p.number);
+    expect(numbers.map((n) => outcome[n])).toEqual([
+      'landed',
+      'landed',
+      'landed',
+      'failed',
+      'landed',
+      'landed',
+      'landed',
+      'failed',
+      'landed',
+      'landed',
+    ]);
+    expect(queue.batches).toEqual([]);
+    expect(queue.waiting).toEqual([]);
+
+    // The base branch has every landed pull request, and neither of the failing ones.
+    const tip = (await sim.branchSha(repository, branch))!;
+    const files = await filesAt(tip);
+    for (const i of [1, 2, 3, 5, 6, 7, 9, 10]) expect(files.has(`pr-${i}.txt`)).toBe(true);
+    expect(files.has('pr-4.txt')).toBe(false);
+    expect(files.has('pr-8.txt')).toBe(false);
+
+    // Every commit the base branch pointed at is one whose land graphs all passed.
+    const tips = tipsOf(branch);
+    expect(tips.length).toBeGreaterThan(0);
+    expect(tips.at(-1)).toBe(tip);
+    for (const sha of tips) {
+      const results = await landResults(sha);
+      expect(results.length, `land graphs of ${sha}`).toBeGreaterThan(0);
+      expect(results.every((r) => r === 'success')).toBe(true);
+    }
+    // Fast-forwards only: the first tip descends from where the branch started.
+    expect(await sim.git.isAncestor(repository.fullName, start, tips[0]!)).toBe(true);
+    for (let i = 1; i < tips.length; i++) {
+      expect(await sim.git.isAncestor(repository.fullName, tips[i - 1]!, tips[i]!)).toBe(true);
+    }
+
+    // GitHub marks merge-method pull requests merged; the failing ones stay open.
+    for (const [i, pr] of prs.entries()) {
+      expect(pr.state, `pr-${i + 1}`).toBe(i === 3 || i === 7 ? 'open' : 'closed');
+      expect(pr.merged).toBe(i !== 3 && i !== 7);
+    }
+
+    // The failing ones are told why, with links to the failing jobs; one comment each.
+    for (const pr of [prs[3]!, prs[7]!]) {
+      const landing = replies(pr).filter((body) => body.includes('landing queue'));
+      expect(landing).toHaveLength(1);
+      expect(landing[0]).toContain('❌ Sent back from the landing queue of `base-1`');
+      expect(landing[0]).toMatch(/\[test\]\(http:\/\/[^)]+\/jobs\/\d+\): failure/);
+    }
+    expect(replies(prs[0]!).filter((b) => b.startsWith('🛬'))).toHaveLength(1);
+
+    // tower/land check runs say what happened.
+    const landCheck = (pr: SimPullRequest) =>
+      sim
+        .checkRuns(repository, pr.head.sha)
+        .filter((r) => r.name === 'tower/land')
+        .map((r) => ({ conclusion: r.conclusion, title: r.output.title }));
+    expect(landCheck(prs[0]!)).toEqual([
+      { conclusion: 'success', title: expect.stringMatching(/^Landed in [0-9a-f]{12}$/) },
+    ]);
+    expect(landCheck(prs[3]!)).toEqual([{ conclusion: 'failure', title: 'Sent back' }]);
+
+    // Staging branches are cleaned up.
+    const refs = await sim.git.refs(repository.fullName, 'refs/heads/tower/');
+    expect(refs).toEqual([]);
+  }, 180_000);
+});
