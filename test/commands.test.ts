@@ -74,6 +74,56 @@ describe('comment commands', () => {
     });
   });
 
+  it('reads the landing commands, their options, and says what is wrong with them', () => {
+    expect(
+      parseCommands(
+        [
+          '/tower land',
+          '/tower land p=5 single',
+          '/tower land P=-100',
+          '/tower unland',
+          '/tower queue Pause',
+          '/tower queue resume',
+          '/tower queue drain',
+          '/tower land p=101',
+          '/tower land now',
+          '/tower queue',
+          '/tower queue pause now',
+          '/tower unland please',
+        ].join('\n'),
+      ),
+    ).toEqual({
+      commands: [
+        { name: 'land', priority: 0, single: false },
+        { name: 'land', priority: 5, single: true },
+        { name: 'land', priority: -100, single: false },
+        { name: 'unland' },
+        { name: 'queue', action: 'pause' },
+        { name: 'queue', action: 'resume' },
+        { name: 'queue', action: 'drain' },
+      ],
+      problems: [
+        {
+          line: '/tower land p=101',
+          message: '`p=101` is not an option of `/tower land`: use `p=N` (-100 to 100) or `single`',
+        },
+        {
+          line: '/tower land now',
+          message: '`now` is not an option of `/tower land`: use `p=N` (-100 to 100) or `single`',
+        },
+        {
+          line: '/tower queue',
+          message: '`/tower queue` needs one of `pause`, `resume` or `drain`',
+        },
+        {
+          line: '/tower queue pause now',
+          message: '`/tower queue` needs one of `pause`, `resume` or `drain`',
+        },
+        { line: '/tower unland please', message: '`/tower unland` takes nothing after it' },
+      ],
+    });
+  });
+
   it('documents every command with who may use it', () => {
     const help = commandHelp();
     for (const spec of Object.values(COMMANDS)) {

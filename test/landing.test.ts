@@ -38,9 +38,20 @@ type QueueView = {
   queues: {
     base: string;
     mode: string;
-    batches: { id: number; state: string; prs: number[] }[];
+    batches: {
+      id: number;
+      state: string;
+      prs: number[];
+      onto: string | null;
+      stagingSha: string | null;
+    }[];
     waiting: { number: number; priority: number; place: number }[];
-    pullRequests: { number: number; state: string; reason: string | null; landedSha: string | null }[];
+    pullRequests: {
+      number: number;
+      state: string;
+      reason: string | null;
+      landedSha: string | null;
+    }[];
   }[];
 };
 
@@ -87,6 +98,7 @@ describe.each(backends())('the landing queue on $name', (backend) => {
     baseBranch: string,
     name: string,
     files: Record<string, string> = { [`${name}.txt`]: `${name}\n` },
+    approve = true,
   ): Promise<SimPullRequest> {
     const { sim, repository } = gt.s;
     const branch = `${baseBranch}-${name}`;
@@ -102,7 +114,7 @@ describe.each(backends())('the landing queue on $name', (backend) => {
       title: `Add ${name}`,
       author: 'alice',
     });
-    await sim.review(pr, { author: 'rita', state: 'APPROVED' });
+    if (approve) await sim.review(pr, { author: 'rita', state: 'APPROVED' });
     return pr;
   }
 
@@ -148,7 +160,18 @@ describe.each(backends())('the landing queue on $name', (backend) => {
     const response = await gt.tower.app.request(`/api/v1/repos/${gt.s.repository.fullName}/queue`);
     expect(response.status).toBe(200);
     const view = (await response.json()) as QueueView;
-    return view.queues.find((q) => q.base === baseBranch)!;
+    const queue = view.queues.find((q) => q.base === baseBranch);
+    if (!queue) throw new Error(`${baseBranch} has no landing queue`);
+    return queue;
+  }
+
+  /** The entry of a pull request in the queue API; undefined when it was never queued. */
+  async function entryOf(baseBranch: string, pr: SimPullRequest) {
+    const response = await gt.tower.app.request(`/api/v1/repos/${gt.s.repository.fullName}/queue`);
+    const view = (await response.json()) as QueueView;
+    return view.queues
+      .find((q) => q.base === baseBranch)
+      ?.pullRequests.find((p) => p.number === pr.number);
   }
 
   /** Every commit the base branch has pointed at since `from`, from the push webhooks. */
@@ -256,5 +279,211 @@ describe.each(backends())('the landing queue on $name', (backend) => {
     // Staging branches are cleaned up.
     const refs = await sim.git.refs(repository.fullName, 'refs/heads/tower/');
     expect(refs).toEqual([]);
+  }, 180_000);
+
+  const landingComment = (pr: SimPullRequest) =>
+    replies(pr).filter((body) => body.includes('landing queue') || body.startsWith('🛬'));
+
+  it('drops a pull request that no longer merges, naming the conflicting file, and lands the rest', async () => {
+    const { sim, repository } = gt.s;
+    const branch = await newBase();
+    const first = await openPullRequest(branch, 'one', { 'shared.txt': 'one\n', 'one.txt': '1\n' });
+    const second = await openPullRequest(branch, 'two', { 'shared.txt': 'two\n' });
+    await say(first, 'alice', '/tower land');
+    await say(second, 'alice', '/tower land');
+    await runQueue();
+    expect((await entryOf(branch, first))?.state).toBe('landed');
+    expect(await entryOf(branch, second)).toMatchObject({ state: 'failed' });
+    const [comment] = landingComment(second);
+    expect(comment).toContain('❌ Sent back from the landing queue of');
+    expect(comment).toContain('it does not merge: it no longer merges into');
+    expect(comment).toContain('both sides changed `shared.txt`');
+    const tip = (await sim.branchSha(repository, branch))!;
+    expect((await filesAt(tip)).has('one.txt')).toBe(true);
+  }, 120_000);
+
+  it('takes a pull request out when it is pushed to, and when it is closed', async () => {
+    const { sim, repository } = gt.s;
+    const branch = await newBase();
+    const pushed = await openPullRequest(branch, 'pushed');
+    const closed = await openPullRequest(branch, 'closed');
+    await say(pushed, 'alice', '/tower land');
+    await say(closed, 'alice', '/tower land');
+    const before = pushed.head.sha;
+    await sim.push(repository, {
+      branch: pushed.head.ref,
+      files: { 'more.txt': 'x\n' },
+      author: 'alice',
+    });
+    await sim.closePullRequest(closed, 'alice');
+    await gt.settle();
+    expect(await entryOf(branch, pushed)).toMatchObject({
+      state: 'dequeued',
+      reason: expect.stringContaining('new commits were pushed'),
+    });
+    expect(await entryOf(branch, closed)).toMatchObject({
+      state: 'dequeued',
+      reason: 'it was closed',
+    });
+    expect(landingComment(pushed).at(-1)).toContain('↩️ Taken out of the landing queue');
+    await runQueue();
+    // Nothing landed: the base is where it was, and no staging branch is left.
+    const queue = await queueOf(branch);
+    expect(queue.batches).toEqual([]);
+    expect(await sim.git.refs(repository.fullName, `refs/heads/tower/staging/${branch}/`)).toEqual(
+      [],
+    );
+    expect(await landResults(before)).toEqual([]);
+  }, 120_000);
+
+  it('builds staging again on the new tip when the base branch moves outside the queue', async () => {
+    const { sim, repository } = gt.s;
+    const branch = await newBase();
+    const pr = await openPullRequest(branch, 'feature');
+    await say(pr, 'alice', '/tower land');
+    const [batch] = (await queueOf(branch)).batches;
+    expect(batch).toMatchObject({ state: 'testing', prs: [pr.number] });
+    // Someone pushes to the base directly while the land graph runs.
+    const outside = await sim.push(repository, {
+      branch,
+      files: { 'hotfix.txt': 'fix\n' },
+      author: 'alice',
+    });
+    await gt.settle();
+    const [rebuilt] = (await queueOf(branch)).batches;
+    expect(rebuilt!.id).not.toBe(batch!.id);
+    expect(rebuilt).toMatchObject({ onto: outside, prs: [pr.number] });
+    await runQueue();
+    expect((await entryOf(branch, pr))?.state).toBe('landed');
+    const tip = (await sim.branchSha(repository, branch))!;
+    expect(await sim.git.isAncestor(repository.fullName, outside, tip)).toBe(true);
+    expect(await landResults(tip)).toEqual(['success']);
+    // The graph of the staging commit built on the old tip was cancelled, not landed.
+    expect(await landResults(batch!.stagingSha!)).toEqual(['cancelled']);
+  }, 120_000);
+
+  it('pauses and resumes for admins only, and takes higher priorities first', async () => {
+    const { sim, repository } = gt.s;
+    const branch = await newBase(`  approvals: 1
+  batch: { min: 1, max: 1 }
+  parallel: 1`);
+    const low = await openPullRequest(branch, 'low');
+    const high = await openPullRequest(branch, 'high');
+    const later = await openPullRequest(branch, 'later');
+    await say(low, 'alice', '/tower land');
+    // A queue exists once something was queued; pausing needs admin.
+    await say(low, 'alice', '/tower queue pause');
+    expect(replies(low).at(-1)).toContain(
+      '`/tower queue pause`: refused: @alice has write permission on acme/widgets, and it needs admin.',
+    );
+    await say(low, 'ada', '/tower queue pause');
+    expect(replies(low).at(-1)).toContain(`the landing queue of \`${branch}\` is paused`);
+    await say(later, 'alice', '/tower land');
+    await say(high, 'alice', '/tower land p=5');
+    expect(replies(high).at(-1)).toContain('priority 5');
+    await runQueue();
+    // Paused: the first batch was under way and finishes testing, but nothing lands.
+    let queue = await queueOf(branch);
+    expect(queue.mode).toBe('paused');
+    expect(queue.waiting.map((w) => w.number)).toEqual([high.number, later.number]);
+    const tipWhilePaused = await sim.branchSha(repository, branch);
+    await say(low, 'ada', '/tower queue resume');
+    await runQueue();
+    queue = await queueOf(branch);
+    expect(queue.mode).toBe('running');
+    const landedAt = (pr: SimPullRequest) =>
+      queue.pullRequests.find((p) => p.number === pr.number)!.landedSha!;
+    const tips = tipsOf(branch);
+    const order = [low, high, later].map((pr) => tips.indexOf(landedAt(pr)));
+    expect(order.every((i) => i >= 0)).toBe(true);
+    // #low was first in line before the pause; then the higher priority goes before the older.
+    expect(order[0]).toBeLessThan(order[1]!);
+    expect(order[1]).toBeLessThan(order[2]!);
+    expect(tipWhilePaused).not.toBe(await sim.branchSha(repository, branch));
+  }, 120_000);
+
+  it('refuses people without write permission, pull requests without approval, and a lost approval', async () => {
+    const { sim } = gt.s;
+    const branch = await newBase();
+    const pr = await openPullRequest(branch, 'rules');
+    await say(pr, 'reader', '/tower land');
+    expect(replies(pr).at(-1)).toContain(
+      '❌ `/tower land`: refused: @reader has read permission on acme/widgets, and it needs write.',
+    );
+    await sim.addLabel(pr, 'ready-to-land', 'reader');
+    await gt.settle();
+    expect(replies(pr).at(-1)).toContain(
+      '❌ The `ready-to-land` label does not queue this pull request: @reader has read permission, and landing needs write.',
+    );
+    expect(await entryOf(branch, pr)).toBeUndefined();
+
+    const unreviewed = await openPullRequest(
+      branch,
+      'unreviewed',
+      { 'unreviewed.txt': 'u\n' },
+      false,
+    );
+    await say(unreviewed, 'alice', '/tower land');
+    expect(replies(unreviewed).at(-1)).toContain(
+      '❌ `/tower land`: refused: it needs 1 approving review and has 0',
+    );
+
+    // The label queues, for someone who may write.
+    await sim.addLabel(pr, 'ready-to-land', 'alice');
+    await gt.settle();
+    expect(replies(pr).at(-1)).toContain('✅ The `ready-to-land` label: queued to land on');
+    // Changes requested after queueing: it leaves the queue before its staging commit is built.
+    await say(pr, 'ada', '/tower queue pause');
+    const other = await openPullRequest(branch, 'other');
+    await say(other, 'alice', '/tower land');
+    await sim.review(other, { author: 'rita', state: 'CHANGES_REQUESTED' });
+    await say(pr, 'ada', '/tower queue resume');
+    await runQueue();
+    expect((await entryOf(branch, pr))?.state).toBe('landed');
+    expect(await entryOf(branch, other)).toMatchObject({
+      state: 'dequeued',
+      reason: 'changes are requested by @rita',
+    });
+  }, 120_000);
+
+  it('lands squash and rebase pull requests as new commits, and closes them naming the commit', async () => {
+    const { sim, repository } = gt.s;
+    for (const method of ['squash', 'rebase'] as const) {
+      const branch = await newBase(`  method: ${method}\n  approvals: 1`);
+      const start = (await sim.branchSha(repository, branch))!;
+      const pr = await openPullRequest(branch, `${method}-feature`);
+      await sim.push(repository, {
+        branch: pr.head.ref,
+        files: { [`${method}-second.txt`]: '2\n' },
+        message: 'Second commit',
+        author: 'alice',
+      });
+      await gt.settle();
+      await say(pr, 'alice', '/tower land');
+      await runQueue();
+      const tip = (await sim.branchSha(repository, branch))!;
+      const log = await sim.git.log(repository.fullName, tip);
+      const added = log.slice(
+        0,
+        log.findIndex((c) => c.sha === start),
+      );
+      if (method === 'squash') {
+        expect(added.map((c) => c.message.trim())).toEqual([
+          `Add ${method}-feature (#${pr.number})`,
+        ]);
+      } else {
+        expect(added.map((c) => c.message.trim())).toEqual([
+          'Second commit',
+          `Update ${method}-feature.txt`,
+        ]);
+      }
+      expect(added.every((c) => c.parents.length === 1)).toBe(true);
+      expect(pr.state).toBe('closed');
+      expect(pr.merged).toBe(false);
+      expect(landingComment(pr).at(-1)).toContain(
+        `as ${tip} (${method === 'squash' ? 'squashed' : 'rebased'})`,
+      );
+      expect(await landResults(tip)).toEqual(['success']);
+    }
   }, 180_000);
 });

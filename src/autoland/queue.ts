@@ -150,8 +150,7 @@ export function initialQueue(
  * batches tested on top of it.
  */
 export function batchSize(failureRate: number, config: QueueConfig): number {
-  const ideal =
-    failureRate <= 0 ? config.maxBatch : Math.round(1 / (2 * Math.sqrt(failureRate)));
+  const ideal = failureRate <= 0 ? config.maxBatch : Math.round(1 / (2 * Math.sqrt(failureRate)));
   return Math.max(config.minBatch, Math.min(config.maxBatch, ideal));
 }
 
@@ -162,10 +161,7 @@ const byPriority = (a: QueuedPr, b: QueuedPr) =>
 export function positionOf(
   state: QueueState,
   pr: number,
-):
-  | { kind: 'waiting'; place: number }
-  | { kind: 'batch'; batch: Batch; index: number }
-  | undefined {
+): { kind: 'waiting'; place: number } | { kind: 'batch'; batch: Batch; index: number } | undefined {
   const index = state.batches.findIndex((b) => b.prs.some((p) => p.number === pr));
   if (index >= 0) return { kind: 'batch', batch: state.batches[index]!, index };
   const place = [...state.queue].sort(byPriority).findIndex((p) => p.number === pr);

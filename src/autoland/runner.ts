@@ -23,11 +23,7 @@
  * request's `tower/land` check run in step, within the content budget.
  */
 import { createHash } from 'node:crypto';
-import {
-  landGraphsAt,
-  landingRulesOf,
-  type LandingConfig,
-} from '../github/landing-definitions.js';
+import { landGraphsAt, landingRulesOf, type LandingConfig } from '../github/landing-definitions.js';
 import type { CheckRunFields, GitHubPort, RepoRef } from '../github/port.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
@@ -231,8 +227,7 @@ function pruneLeases(runner: RunnerState, state: QueueState) {
   for (const key of Object.keys(runner.leases)) if (!wanted.has(key)) delete runner.leases[key];
 }
 
-const isActive = (state: QueueState) =>
-  state.queue.length > 0 || state.batches.length > 0;
+const isActive = (state: QueueState) => state.queue.length > 0 || state.batches.length > 0;
 
 export type LandOutcome = { ok: true; message: string } | { ok: false; message: string };
 
@@ -381,7 +376,11 @@ export function createLandingRunner(deps: LandingDeps) {
           'landing queue paused',
         );
         return;
-      default:
+      case 'build':
+      case 'test':
+      case 'land':
+      case 'cancel':
+        // Work, not news: act() carries it out.
         return;
     }
   }
@@ -418,7 +417,8 @@ export function createLandingRunner(deps: LandingDeps) {
         const retryAt = clock.now().getTime() + RETRY_MS;
         await apply(key, [], {
           mutate: (current) => {
-            if (current.leases[leaseKey(effect)] !== undefined) current.leases[leaseKey(effect)] = retryAt;
+            if (current.leases[leaseKey(effect)] !== undefined)
+              current.leases[leaseKey(effect)] = retryAt;
           },
         }).catch(() => undefined);
       }
@@ -492,7 +492,12 @@ export function createLandingRunner(deps: LandingDeps) {
     base: string,
   ): Promise<{ kind: 'staged'; sha: string } | { kind: 'conflict' }> {
     if (method === 'merge') {
-      const result = await github.mergeInto(repo, branch, pr.headSha, `Land #${pr.number} on ${base}`);
+      const result = await github.mergeInto(
+        repo,
+        branch,
+        pr.headSha,
+        `Land #${pr.number} on ${base}`,
+      );
       if (result.kind === 'conflict') return result;
       return { kind: 'staged', sha: result.kind === 'merged' ? result.sha : tip };
     }
@@ -570,12 +575,7 @@ export function createLandingRunner(deps: LandingDeps) {
       pullNumber: null,
       payload: { batch: effect.batch, prs: effect.prs, base: row.baseBranch },
     });
-    const { specs, errors } = await landGraphsAt(
-      github,
-      repo,
-      effect.stagingSha,
-      row.baseBranch,
-    );
+    const { specs, errors } = await landGraphsAt(github, repo, effect.stagingSha, row.baseBranch);
     if (errors.length > 0) {
       await apply(key, [
         {
@@ -629,7 +629,8 @@ export function createLandingRunner(deps: LandingDeps) {
     });
     // The batch left the chain while its graphs were being made: they test nothing now.
     if (!current) {
-      for (const graphId of graphIds) await deps.scheduler.cancel({ graphId, reason: 'superseded' });
+      for (const graphId of graphIds)
+        await deps.scheduler.cancel({ graphId, reason: 'superseded' });
     }
   }
 

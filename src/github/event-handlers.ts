@@ -300,7 +300,7 @@ async function onLabeled(deps: GitHubHandlerDeps, payload: PullRequestPayload): 
     line = `${outcome.ok ? '✅' : '❌'} The \`${label}\` label${outcome.ok ? '' : ' does not queue this pull request'}: ${outcome.message}`;
   }
   await deps.comments.enqueue({
-    dedupKey: `label:${payload.repository.id}:${number}:${payload.pull_request.head.sha}:${label}`,
+    dedupKey: `label:${payload.repository.id}:${number}:${payload.pull_request.head.sha}:${label}:${payload.sender.login}`,
     installationId: repo.installationId,
     fullName: payload.repository.full_name,
     issueNumber: number,

@@ -307,7 +307,7 @@ export function createOctokitPort(options: {
 
     async pullRequestCommits(repo, number) {
       const octokit = client(repo.installationId);
-      const commits = await call('list a pull request\'s commits', () =>
+      const commits = await call("list a pull request's commits", () =>
         octokit.paginate(octokit.rest.pulls.listCommits, {
           ...base(repo),
           pull_number: number,

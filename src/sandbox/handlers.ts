@@ -552,8 +552,13 @@ const pulls: Record<string, Handler> = {
     const pr = pullOf(request, sim);
     const { commits } = await sim.git.compare(repo.fullName, pr.base.sha, pr.head.sha);
     // GitHub lists at most 250 commits of a pull request.
-    const infos = await Promise.all(commits.slice(0, 250).map((sha) => sim.git.commitInfo(repo.fullName, sha)));
-    return { status: 200, body: infos.map((info) => shapes.commit(repo, info!, undefined, sim.urls)) };
+    const infos = await Promise.all(
+      commits.slice(0, 250).map((sha) => sim.git.commitInfo(repo.fullName, sha)),
+    );
+    return {
+      status: 200,
+      body: infos.map((info) => shapes.commit(repo, info!, undefined, sim.urls)),
+    };
   },
 
   'pulls/merge': async (request, sim) => {

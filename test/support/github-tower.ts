@@ -128,8 +128,7 @@ export async function startGitHubTower(
       await tower.processor!.drain();
       await tower.serverJobs.tick();
       const landed = await tower.landing!.tick();
-      const published =
-        landed + (await tower.checks!.tick()) + (await tower.comments!.tick());
+      const published = landed + (await tower.checks!.tick()) + (await tower.comments!.tick());
       await s.sim.settled();
       const pending = s.sim.deliveries.length;
       await tower.processor!.drain();
