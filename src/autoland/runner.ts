@@ -100,7 +100,8 @@ export type LandingStorePort = LandingQueries & {
   repositoryNamed(fullName: string): Promise<{ id: number; fullName: string } | undefined>;
   activeQueues(): Promise<QueueKey[]>;
   queuesWithDirtyChecks(): Promise<QueueKey[]>;
-  entries(key: QueueKey): Promise<LandingEntry[]>;
+  liveEntries(key: QueueKey): Promise<LandingEntry[]>;
+  recentEntries(key: QueueKey, limit: number): Promise<LandingEntry[]>;
   entry(repositoryId: number, pullNumber: number): Promise<LandingEntry | undefined>;
   recordCheck(
     id: number,
@@ -739,7 +740,7 @@ export function createLandingRunner(deps: LandingDeps) {
     if (!row) return 0;
     const state = row.state as QueueState;
     let sent = 0;
-    for (const entry of await store.entries(key)) {
+    for (const entry of await store.liveEntries(key)) {
       const fields = landCheck(row, state, entry);
       const hash = createHash('sha256').update(JSON.stringify(fields)).digest('hex').slice(0, 32);
       if (entry.checkHash === hash && entry.checkSha === entry.headSha) continue;
@@ -1000,7 +1001,15 @@ export function createLandingRunner(deps: LandingDeps) {
       const views = await Promise.all(
         queues.map(async (row) => {
           const state = row.state as QueueState;
-          const entries = await store.entries({ repositoryId, baseBranch: row.baseBranch });
+          // Every pull request still queued, and the latest 200 outcomes.
+          const key = { repositoryId, baseBranch: row.baseBranch };
+          const byId = new Map<number, LandingEntry>();
+          for (const e of [
+            ...(await store.liveEntries(key)),
+            ...(await store.recentEntries(key, 200)),
+          ])
+            byId.set(e.id, e);
+          const entries = [...byId.values()].sort((a, b) => a.pullNumber - b.pullNumber);
           return {
             base: row.baseBranch,
             mode: state.mode,

@@ -2,7 +2,7 @@
  * Landing queues and their entries. src/autoland/runner.ts decides; this
  * stores, each queue's changes under its row lock.
  */
-import { and, asc, eq, isNull, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { TowerDb } from './connection.js';
 import { landingQueueEntries, landingQueues, outgoingComments, repositories } from './schema.js';
 
@@ -148,6 +148,39 @@ function landingQueries(db: TowerDb) {
           ),
         );
       return row;
+    },
+
+    /** Entries still in the queue, or whose check run is behind: what a pass looks at. */
+    async liveEntries(key: QueueKey): Promise<LandingEntryRow[]> {
+      return db
+        .select()
+        .from(landingQueueEntries)
+        .where(
+          and(
+            eq(landingQueueEntries.repositoryId, key.repositoryId),
+            eq(landingQueueEntries.baseBranch, key.baseBranch),
+            or(
+              inArray(landingQueueEntries.state, ['queued', 'testing']),
+              eq(landingQueueEntries.checkDirty, true),
+            ),
+          ),
+        )
+        .orderBy(asc(landingQueueEntries.pullNumber));
+    },
+
+    /** The queue's entries, the most recently changed first, at most `limit`. */
+    async recentEntries(key: QueueKey, limit: number): Promise<LandingEntryRow[]> {
+      return db
+        .select()
+        .from(landingQueueEntries)
+        .where(
+          and(
+            eq(landingQueueEntries.repositoryId, key.repositoryId),
+            eq(landingQueueEntries.baseBranch, key.baseBranch),
+          ),
+        )
+        .orderBy(desc(landingQueueEntries.updatedAt), desc(landingQueueEntries.pullNumber))
+        .limit(limit);
     },
 
     async entries(key: QueueKey): Promise<LandingEntryRow[]> {
