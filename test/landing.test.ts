@@ -284,6 +284,21 @@ describe.each(backends())('the landing queue on $name', (backend) => {
   const landingComment = (pr: SimPullRequest) =>
     replies(pr).filter((body) => body.includes('landing queue') || body.startsWith('🛬'));
 
+  it('answers the queue API for repositories Tower is on, and 404 for others', async () => {
+    const response = await gt.tower.app.request('/api/v1/repos/nobody/nothing/queue');
+    expect(response.status).toBe(404);
+    expect(await response.json()).toEqual({
+      error: 'not_found',
+      message: 'Tower is not installed on nobody/nothing',
+    });
+    // Any case, as GitHub's names are.
+    const upper = await gt.tower.app.request(
+      `/api/v1/repos/${gt.s.repository.fullName.toUpperCase()}/queue`,
+    );
+    expect(upper.status).toBe(200);
+    expect(((await upper.json()) as QueueView).repository).toBe(gt.s.repository.fullName);
+  });
+
   it('drops a pull request that no longer merges, naming the conflicting file, and lands the rest', async () => {
     const { sim, repository } = gt.s;
     const branch = await newBase();
