@@ -87,7 +87,9 @@ export function createEventQueries(db: TowerDb) {
     /** Where a comment about the event goes: its repository, installation and pull request. */
     async commentTarget(
       eventId: number,
-    ): Promise<{ fullName: string; installationId: number; pullNumber: number | null } | undefined> {
+    ): Promise<
+      { fullName: string; installationId: number; pullNumber: number | null } | undefined
+    > {
       const [row] = await db
         .select({
           fullName: repositories.fullName,

@@ -73,7 +73,9 @@ export function createGitHubBudget(db: TowerDb, limits: ContentLimits = DEFAULT_
           inMinute.length + granted >= limits.perMinute && inMinute[0]
             ? inMinute[0].at.getTime() + MINUTE
             : undefined,
-          sent.length + granted >= limits.perHour && sent[0] ? sent[0].at.getTime() + HOUR : undefined,
+          sent.length + granted >= limits.perHour && sent[0]
+            ? sent[0].at.getTime() + HOUR
+            : undefined,
         ].filter((t): t is number => t !== undefined);
         return {
           granted,

@@ -102,7 +102,11 @@ export function createInstallationQueries(db: TowerDb) {
         .from(repositories)
         .innerJoin(installations, eq(installations.id, repositories.installationId))
         .where(
-          and(eq(repositories.id, id), isNull(repositories.removedAt), isNull(installations.removedAt)),
+          and(
+            eq(repositories.id, id),
+            isNull(repositories.removedAt),
+            isNull(installations.removedAt),
+          ),
         );
       return row;
     },

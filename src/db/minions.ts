@@ -294,7 +294,9 @@ export function createMinionQueries(db: TowerDb) {
       return db
         .select({
           tags: tagSets.tags,
-          trust: sql<'trusted' | 'untrusted'>`case when starts_with(${tagSets.key}, ${UNTRUSTED_PREFIX}) then 'untrusted' else 'trusted' end`,
+          trust: sql<
+            'trusted' | 'untrusted'
+          >`case when starts_with(${tagSets.key}, ${UNTRUSTED_PREFIX}) then 'untrusted' else 'trusted' end`,
           pending: count(jobs.id),
         })
         .from(jobs)

@@ -42,10 +42,7 @@ export function createCommentQueries(db: TowerDb) {
           and(
             isNull(outgoingComments.sentAt),
             lte(outgoingComments.dueAt, now),
-            or(
-              isNull(outgoingComments.leaseExpiresAt),
-              lte(outgoingComments.leaseExpiresAt, now),
-            ),
+            or(isNull(outgoingComments.leaseExpiresAt), lte(outgoingComments.leaseExpiresAt, now)),
           ),
         )
         .orderBy(asc(outgoingComments.id))

@@ -72,7 +72,11 @@ export type JobUpdate = {
   avoidMinionId: number | null;
 };
 
-export type RunEnd = { jobId: number; result: NonNullable<JobRow['result']>; reason: string | null };
+export type RunEnd = {
+  jobId: number;
+  result: NonNullable<JobRow['result']>;
+  reason: string | null;
+};
 
 export type MinionState = (typeof minions.$inferSelect)['state'];
 
@@ -155,7 +159,9 @@ function schedulerQueries(db: TowerDb) {
     },
 
     /** Tag set key → id, inserting the sets that are new. Sorted keys: concurrent upserts lock in one order. */
-    async upsertTagSets(sets: ReadonlyMap<string, readonly string[]>): Promise<Map<string, number>> {
+    async upsertTagSets(
+      sets: ReadonlyMap<string, readonly string[]>,
+    ): Promise<Map<string, number>> {
       const keys = [...sets.keys()].sort();
       const ids = new Map<string, number>();
       if (keys.length === 0) return ids;
@@ -686,7 +692,11 @@ function schedulerQueries(db: TowerDb) {
     async endRunningRun(
       runId: number,
       minionId: number | undefined,
-      end: { result: NonNullable<RunRow['result']>; reason: string | null; exitCode: number | null },
+      end: {
+        result: NonNullable<RunRow['result']>;
+        reason: string | null;
+        exitCode: number | null;
+      },
       now: Date,
     ): Promise<{ jobId: number; minionId: number | null } | undefined> {
       const [row] = await db
