@@ -69,17 +69,8 @@ describe.each(backends())('GitHub commands and buttons on $name', (backend) => {
     return sim.openPullRequest(repository, { head: branch, title: branch, author });
   }
 
-  const say = async (pr: SimPullRequest, author: string, body: string) => {
-    await gt.s.sim.comment(gt.s.repository, pr.number, { body, author });
-    await gt.settle();
-  };
-
-  /** Tower's replies on the pull request, oldest first. */
-  const replies = (pr: SimPullRequest) =>
-    gt.s.sim
-      .comments(gt.s.repository, pr.number)
-      .filter((c) => c.user.type === 'Bot')
-      .map((c) => c.body);
+  const say = (pr: SimPullRequest, author: string, body: string) => gt.say(pr, author, body);
+  const replies = (pr: SimPullRequest) => gt.replies(pr);
 
   async function runCount(): Promise<number> {
     return (await database.db.select().from(runs)).length;

@@ -118,17 +118,8 @@ describe.each(backends())('the landing queue on $name', (backend) => {
     return pr;
   }
 
-  const say = async (pr: SimPullRequest, author: string, body: string) => {
-    await gt.s.sim.comment(gt.s.repository, pr.number, { body, author });
-    await gt.settle();
-  };
-
-  /** Tower's comments on the pull request, oldest first. */
-  const replies = (pr: SimPullRequest) =>
-    gt.s.sim
-      .comments(gt.s.repository, pr.number)
-      .filter((c) => c.user.type === 'Bot')
-      .map((c) => c.body);
+  const say = (pr: SimPullRequest, author: string, body: string) => gt.say(pr, author, body);
+  const replies = (pr: SimPullRequest) => gt.replies(pr);
 
   async function filesAt(sha: string): Promise<Set<string>> {
     const tree = await gt.s.sim.git.tree(gt.s.repository.fullName, sha, true);

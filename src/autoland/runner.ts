@@ -23,8 +23,10 @@
  * request's `tower/land` check run in step, within the content budget.
  */
 import { createHash } from 'node:crypto';
+import type { ContentBudget } from '../github/comment-outbox.js';
+import type { EventStore, ReportStore } from '../github/ingest.js';
 import { landGraphsAt, landingRulesOf, type LandingConfig } from '../github/landing-definitions.js';
-import type { CheckRunFields, GitHubPort, RepoRef } from '../github/port.js';
+import { GitHubError, type CheckRunFields, type GitHubPort, type RepoRef } from '../github/port.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { createLoop } from '../lib/loop.js';
@@ -113,34 +115,9 @@ export type LandingDeps = {
   store: LandingStorePort;
   github: GitHubPort;
   scheduler: Pick<Scheduler, 'createGraph' | 'cancel' | 'graphStatus'>;
-  events: {
-    recordEvent(event: {
-      repositoryId: number;
-      type: 'land';
-      dedupKey: string;
-      sha: string;
-      ref: string | null;
-      author: string | null;
-      pullNumber: number | null;
-      payload: Record<string, unknown>;
-    }): Promise<{ id: number; created: boolean }>;
-  };
-  reports: {
-    addGraphReport(input: {
-      eventId: number;
-      graphId: number;
-      repositoryId: number;
-      installationId: number;
-      headSha: string;
-    }): Promise<number>;
-  };
-  budget: {
-    take(
-      installationId: number,
-      wanted: number,
-      now: Date,
-    ): Promise<{ granted: number; retryAt: Date | null }>;
-  };
+  events: Pick<EventStore, 'recordEvent'>;
+  reports: Pick<ReportStore, 'addGraphReport'>;
+  budget: ContentBudget;
   clock: Clock;
   logger?: Logger;
   publicUrl: string;
@@ -215,14 +192,16 @@ const isWork = (effect: Effect): effect is Work =>
   effect.kind === 'build' || effect.kind === 'test' || effect.kind === 'land';
 const leaseKey = (work: { kind: string; batch: number }) => `${work.kind}:${work.batch}`;
 
+/** The batch state each kind of work is done in. */
+const stateOf = { build: 'building', test: 'testing', land: 'landing' } as const;
+
 /** Leases of work that is no longer under way go. */
 function pruneLeases(runner: RunnerState, state: QueueState) {
   const wanted = new Set(
-    state.batches.map((b) =>
-      leaseKey({
-        kind: b.state === 'building' ? 'build' : b.state === 'testing' ? 'test' : 'land',
-        batch: b.id,
-      }),
+    (['build', 'test', 'land'] as const).flatMap((kind) =>
+      state.batches
+        .filter((b) => b.state === stateOf[kind])
+        .map((b) => leaseKey({ kind, batch: b.id })),
     ),
   );
   for (const key of Object.keys(runner.leases)) if (!wanted.has(key)) delete runner.leases[key];
@@ -718,19 +697,18 @@ export function createLandingRunner(deps: LandingDeps) {
     for (const work of due) {
       const now = clock.now().getTime();
       if ((runner.leases[leaseKey(work)] ?? 0) > now) continue;
-      let claimed = false;
+      // Claimed under the queue's lock, if the work is still under way and nobody holds it.
+      let claimed: RunnerState | undefined;
       await apply(key, [], {
-        mutate: (current) => {
+        mutate: (current, state) => {
           if ((current.leases[leaseKey(work)] ?? 0) > now) return;
+          if (!state.batches.some((b) => b.id === work.batch && b.state === stateOf[work.kind]))
+            return;
           current.leases[leaseKey(work)] = now + LEASE_MS;
-          claimed = true;
+          claimed = current;
         },
       });
-      // pruneLeases dropped the claim if the work is no longer under way.
-      const after = runnerOf((await store.queue(key))?.runner);
-      if (claimed && after.leases[leaseKey(work)] === now + LEASE_MS) {
-        await act(key, row, after, work);
-      }
+      if (claimed) await act(key, row, claimed, work);
     }
   }
 
@@ -763,6 +741,10 @@ export function createLandingRunner(deps: LandingDeps) {
           { err: error, pr: entry.pullNumber },
           'tower/land check run not published; will retry',
         );
+        // GitHub said when to come back: the check publisher and the comments wait too.
+        if (error instanceof GitHubError && error.retryAt) {
+          await deps.budget.block(row.installationId, error.retryAt);
+        }
         return sent;
       }
     }
@@ -874,12 +856,15 @@ export function createLandingRunner(deps: LandingDeps) {
       by: string;
       priority: number;
       single: boolean;
+      /** The base branch's rules when the caller has just read them (the label's handler). */
+      rules?: Awaited<ReturnType<typeof landingRulesOf>>;
     }): Promise<LandOutcome> {
       const repo = refOf(input);
       const pr = await github.pullRequest(repo, input.number);
       if (!pr || pr.state !== 'open') return { ok: false, message: 'the pull request is not open' };
       if (pr.draft) return { ok: false, message: 'the pull request is a draft' };
-      const { config, tip, problem } = await landingRulesOf(github, repo, pr.baseRef);
+      const { config, tip, problem } =
+        input.rules ?? (await landingRulesOf(github, repo, pr.baseRef));
       if (!config || !tip) return { ok: false, message: problem! };
       const approval = approvalProblem(await github.reviews(repo, input.number), config.approvals);
       if (approval) return { ok: false, message: approval };

@@ -20,19 +20,21 @@ export type EntryUpdate = {
   enqueuedBy?: string;
 };
 
+const queueIs = (key: QueueKey) =>
+  and(
+    eq(landingQueues.repositoryId, key.repositoryId),
+    eq(landingQueues.baseBranch, key.baseBranch),
+  );
+const entryOfQueue = (key: QueueKey) =>
+  and(
+    eq(landingQueueEntries.repositoryId, key.repositoryId),
+    eq(landingQueueEntries.baseBranch, key.baseBranch),
+  );
+
 function landingQueries(db: TowerDb) {
   return {
     async lockQueue(key: QueueKey): Promise<LandingQueueRow | undefined> {
-      const [row] = await db
-        .select()
-        .from(landingQueues)
-        .where(
-          and(
-            eq(landingQueues.repositoryId, key.repositoryId),
-            eq(landingQueues.baseBranch, key.baseBranch),
-          ),
-        )
-        .for('update');
+      const [row] = await db.select().from(landingQueues).where(queueIs(key)).for('update');
       return row;
     },
 
@@ -62,15 +64,7 @@ function landingQueries(db: TowerDb) {
     },
 
     async queue(key: QueueKey): Promise<LandingQueueRow | undefined> {
-      const [row] = await db
-        .select()
-        .from(landingQueues)
-        .where(
-          and(
-            eq(landingQueues.repositoryId, key.repositoryId),
-            eq(landingQueues.baseBranch, key.baseBranch),
-          ),
-        );
+      const [row] = await db.select().from(landingQueues).where(queueIs(key));
       return row;
     },
 
@@ -157,8 +151,7 @@ function landingQueries(db: TowerDb) {
         .from(landingQueueEntries)
         .where(
           and(
-            eq(landingQueueEntries.repositoryId, key.repositoryId),
-            eq(landingQueueEntries.baseBranch, key.baseBranch),
+            entryOfQueue(key),
             or(
               inArray(landingQueueEntries.state, ['queued', 'testing']),
               eq(landingQueueEntries.checkDirty, true),
@@ -173,27 +166,9 @@ function landingQueries(db: TowerDb) {
       return db
         .select()
         .from(landingQueueEntries)
-        .where(
-          and(
-            eq(landingQueueEntries.repositoryId, key.repositoryId),
-            eq(landingQueueEntries.baseBranch, key.baseBranch),
-          ),
-        )
+        .where(entryOfQueue(key))
         .orderBy(desc(landingQueueEntries.updatedAt), desc(landingQueueEntries.pullNumber))
         .limit(limit);
-    },
-
-    async entries(key: QueueKey): Promise<LandingEntryRow[]> {
-      return db
-        .select()
-        .from(landingQueueEntries)
-        .where(
-          and(
-            eq(landingQueueEntries.repositoryId, key.repositoryId),
-            eq(landingQueueEntries.baseBranch, key.baseBranch),
-          ),
-        )
-        .orderBy(asc(landingQueueEntries.pullNumber));
     },
 
     async recordCheck(

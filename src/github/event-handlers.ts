@@ -280,8 +280,8 @@ async function onLabeled(deps: GitHubHandlerDeps, payload: PullRequestPayload): 
   if (!label || !deps.landing) return;
   const repo = refOf(payload.repository, payload.installation.id);
   // The label is the base branch's, at its tip: never the pull request's own .tower/.
-  const { config } = await landingRulesOf(deps.github, repo, payload.pull_request.base.ref);
-  if (!config || config.label !== label) return;
+  const rules = await landingRulesOf(deps.github, repo, payload.pull_request.base.ref);
+  if (!rules.config || rules.config.label !== label) return;
   const permission = await deps.github.permission(repo, payload.sender.login);
   const number = payload.pull_request.number;
   let line: string;
@@ -296,6 +296,7 @@ async function onLabeled(deps: GitHubHandlerDeps, payload: PullRequestPayload): 
       by: payload.sender.login,
       priority: 0,
       single: false,
+      rules,
     });
     line = `${outcome.ok ? '✅' : '❌'} The \`${label}\` label${outcome.ok ? '' : ' does not queue this pull request'}: ${outcome.message}`;
   }

@@ -18,7 +18,7 @@ import { createLogger } from '../../src/lib/logger.js';
 import { createTower, type Tower } from '../../src/main.js';
 import { createFileArtifactStore } from '../../src/minions/artifact-store.js';
 import type { LimitSettings } from '../../src/sandbox/limits.js';
-import type { SimRepository } from '../../src/sandbox/model.js';
+import type { SimPullRequest, SimRepository } from '../../src/sandbox/model.js';
 import { inProcessConfig } from './config.js';
 import type { TestDatabase } from './databases.js';
 import { startSandbox, type Sandbox } from './sandbox.js';
@@ -32,6 +32,10 @@ export type GitHubTower = {
   database: TestDatabase;
   /** Webhooks delivered, deliveries processed, check runs and comments published: until quiet. */
   settle(): Promise<void>;
+  /** Comments on the pull request as `author`, then settles. */
+  say(pr: SimPullRequest, author: string, body: string): Promise<void>;
+  /** Tower's comments on the pull request, oldest first. */
+  replies(pr: SimPullRequest): string[];
   /** A minion with these tags, speaking the minion API. */
   minion(tags: string[], trust?: 'trusted' | 'untrusted'): Promise<TestMinion>;
   close(): Promise<void>;
@@ -199,6 +203,15 @@ export async function startGitHubTower(
     tower,
     database,
     settle,
+    async say(pr, author, body) {
+      await s.sim.comment(s.repository, pr.number, { body, author });
+      await settle();
+    },
+    replies: (pr) =>
+      s.sim
+        .comments(s.repository, pr.number)
+        .filter((c) => c.user.type === 'Bot')
+        .map((c) => c.body),
     minion,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
