@@ -636,6 +636,47 @@ describe('GitStore objects', () => {
   });
 });
 
+describe('GitStore answers it remembers', () => {
+  it('reads branches afresh, finds a sha that arrives later, and hands out copies', async () => {
+    const fullName = await newRepo();
+    const source = await newRepo();
+    const { main, feature1, feature2 } = await forkedHistory(fullName);
+    await store.updateRef(fullName, 'refs/heads/main', main, { expectedOld: null });
+    await store.updateRef(fullName, 'refs/heads/feature', feature1, { expectedOld: null });
+
+    const before = await store.compare(fullName, 'main', 'feature');
+    expect(before.commits).toEqual([feature1]);
+    await store.updateRef(fullName, 'refs/heads/feature', feature2, {});
+    expect(await store.resolve(fullName, 'feature')).toBe(feature2);
+    expect((await store.compare(fullName, 'main', 'feature')).commits).toEqual([
+      feature1,
+      feature2,
+    ]);
+
+    // A caller changing an answer does not change the next one.
+    before.commits.push('changed');
+    expect((await store.compare(fullName, main, feature1)).commits).toEqual([feature1]);
+    const info = (await store.commitInfo(fullName, feature1))!;
+    info.parents.push('changed');
+    expect((await store.commitInfo(fullName, feature1))!.parents).toHaveLength(1);
+
+    // Unknown now, known once fetched: a miss is never remembered.
+    const later = await store.commit(source, {
+      parents: [],
+      changes: { 'later.txt': 'later\n' },
+      message: 'later',
+      author: alice,
+    });
+    expect(await store.resolve(fullName, later)).toBeUndefined();
+    expect(await store.objectType(fullName, later)).toBeUndefined();
+    expect(await store.isAncestor(fullName, later, feature2)).toBe(false);
+    await store.fetch(fullName, source, later, 'refs/heads/later');
+    expect(await store.resolve(fullName, later)).toBe(later);
+    expect(await store.objectType(fullName, later)).toBe('commit');
+    expect((await store.commitInfo(fullName, later))?.message).toBe('later');
+  });
+});
+
 describe('GitStore comparisons', () => {
   it('compares from the merge base, with statuses, counts and patches', async () => {
     const fullName = await newRepo();

@@ -403,11 +403,39 @@ function fileStatus(status: string): FileChange['status'] {
   }
 }
 
+/**
+ * Answers about objects named by their full SHA never change (objects are never
+ * removed), so they are remembered, up to a bound, oldest forgotten first.
+ */
+class Memo<T> {
+  readonly #entries = new Map<string, T>();
+  constructor(private readonly limit: number) {}
+
+  get(key: string): T | undefined {
+    return this.#entries.get(key);
+  }
+
+  set(key: string, value: T): T {
+    if (this.#entries.size >= this.limit) {
+      this.#entries.delete(this.#entries.keys().next().value as string);
+    }
+    this.#entries.set(key, value);
+    return value;
+  }
+}
+
 export class GitStore {
   private readonly root: string;
   private readonly gitBinary: string;
   private readonly baseEnv: Record<string, string>;
   private readonly treeEntryLimit: number;
+  // Keyed by repository and full SHAs; refs, which move, are always read afresh.
+  readonly #peeled = new Memo<string>(20_000);
+  readonly #comparisons = new Memo<Comparison>(5_000);
+  readonly #commits = new Memo<RawCommit>(20_000);
+  readonly #ancestry = new Memo<boolean>(20_000);
+  readonly #validRefs = new Memo<boolean>(5_000);
+  readonly #types = new Memo<ObjectType>(20_000);
 
   constructor(root: string, options: GitStoreOptions = {}) {
     // Absolute, so the working directory never matters.
@@ -633,6 +661,9 @@ export class GitStore {
 
   async isAncestor(fullName: string, ancestor: string, descendant: string): Promise<boolean> {
     if (!isSafeRevision(ancestor) || !isSafeRevision(descendant)) return false;
+    const key = `${fullName}\0${ancestor}..${descendant}`;
+    const known = this.#ancestry.get(key);
+    if (known !== undefined) return known;
     // 1 means "not an ancestor"; 128 means a name is missing or not a commit.
     const { code } = await this.git(
       fullName,
@@ -641,7 +672,8 @@ export class GitStore {
         ok: [0, 1, 128],
       },
     );
-    return code === 0;
+    const settled = code !== 128 && SHA_PATTERN.test(ancestor) && SHA_PATTERN.test(descendant);
+    return settled ? this.#ancestry.set(key, code === 0) : code === 0;
   }
 
   async commitInfo(fullName: string, sha: string): Promise<CommitInfo | undefined> {
@@ -651,13 +683,15 @@ export class GitStore {
 
   async objectType(fullName: string, sha: string): Promise<ObjectType | undefined> {
     if (!isSafeRevision(sha)) return undefined;
+    const key = `${fullName}\0${sha}`;
+    const known = this.#types.get(key);
+    if (known !== undefined) return known;
     const { stdout } = await this.git(fullName, ['cat-file', '--batch-check=%(objecttype)'], {
       input: `${sha}\n`,
     });
     const type = stdout.toString('utf8').trim();
-    return type === 'commit' || type === 'tree' || type === 'blob' || type === 'tag'
-      ? type
-      : undefined;
+    if (type !== 'commit' && type !== 'tree' && type !== 'blob' && type !== 'tag') return undefined;
+    return SHA_PATTERN.test(sha) ? this.#types.set(key, type) : type;
   }
 
   async tree(
@@ -727,28 +761,32 @@ export class GitStore {
   async compare(fullName: string, base: string, head: string): Promise<Comparison> {
     const baseSha = await this.requireCommit(fullName, base);
     const headSha = await this.requireCommit(fullName, head);
+    const key = `${fullName}\0${baseSha}...${headSha}`;
+    const known = this.#comparisons.get(key);
+    if (known) return structuredClone(known);
+    const comparison = await this.#compare(fullName, baseSha, headSha);
+    this.#comparisons.set(key, comparison);
+    return structuredClone(comparison);
+  }
+
+  async #compare(fullName: string, baseSha: string, headSha: string): Promise<Comparison> {
     const mergeBase = await this.mergeBase(fullName, baseSha, headSha);
-    const counts = await this.git(fullName, [
-      'rev-list',
-      '--left-right',
-      '--count',
-      `${baseSha}...${headSha}`,
-    ]);
-    const [behindBy = 0, aheadBy = 0] = counts.stdout
-      .toString('utf8')
-      .trim()
-      .split('\t')
-      .map(Number);
-    const commits = lines(
+    // One walk of the symmetric difference: `<` marks commits only the base has,
+    // `>` those only the head has, which are the comparison's commits.
+    const sides = lines(
       (
         await this.git(fullName, [
           'rev-list',
+          '--left-right',
           '--reverse',
           '--topo-order',
-          `${baseSha}..${headSha}`,
+          `${baseSha}...${headSha}`,
         ])
       ).stdout,
     );
+    const commits = sides.filter((line) => line.startsWith('>')).map((line) => line.slice(1));
+    const behindBy = sides.length - commits.length;
+    const aheadBy = commits.length;
     // Unrelated histories have no merge base; then the diff is between the two tips.
     const from = mergeBase ?? baseSha;
     const files = await this.diffFiles(fullName, from, headSha);
@@ -871,10 +909,12 @@ export class GitStore {
 
   private async validRef(ref: string): Promise<boolean> {
     if (!ref.startsWith('refs/') || !isSafeRevision(ref)) return false;
+    const known = this.#validRefs.get(ref);
+    if (known !== undefined) return known;
     const { code } = await runGit(this.gitBinary, this.baseEnv, ['check-ref-format', ref], {
       ok: [0, 1],
     });
-    return code === 0;
+    return this.#validRefs.set(ref, code === 0);
   }
 
   private async readRef(fullName: string, ref: string): Promise<string | undefined> {
@@ -895,12 +935,18 @@ export class GitStore {
     type: 'commit' | 'tree',
   ): Promise<string | undefined> {
     if (!isSafeRevision(revision)) return undefined;
+    const key = `${fullName}\0${revision}^{${type}}`;
+    const known = this.#peeled.get(key);
+    if (known !== undefined) return known;
     const { code, stdout } = await this.git(
       fullName,
       ['rev-parse', '--verify', '--quiet', '--end-of-options', `${revision}^{${type}}`],
       { ok: [0, 1, 128] },
     );
-    return code === 0 ? stdout.toString('utf8').trim() : undefined;
+    if (code !== 0) return undefined;
+    const sha = stdout.toString('utf8').trim();
+    // Only a full SHA names the same object for ever; a missing one may come later.
+    return SHA_PATTERN.test(revision) ? this.#peeled.set(key, sha) : sha;
   }
 
   private async requireCommit(fullName: string, revision: string): Promise<string> {
@@ -946,10 +992,20 @@ export class GitStore {
 
   /** The commits among `shas`, in order; names of other objects are dropped. */
   private async readCommits(fullName: string, shas: readonly string[]): Promise<RawCommit[]> {
-    const objects = await this.catFile(fullName, shas);
-    return objects.flatMap((object, index) =>
-      object?.type === 'commit' ? [parseCommit(shas[index] ?? '', object.content)] : [],
-    );
+    const key = (sha: string) => `${fullName}\0${sha}`;
+    const unknown = shas.filter((sha) => !this.#commits.get(key(sha)));
+    const objects = unknown.length > 0 ? await this.catFile(fullName, unknown) : [];
+    const read = new Map<string, RawCommit>();
+    objects.forEach((object, index) => {
+      const sha = unknown[index] ?? '';
+      if (object?.type !== 'commit') return;
+      const commit = parseCommit(sha, object.content);
+      read.set(sha, SHA_PATTERN.test(sha) ? this.#commits.set(key(sha), commit) : commit);
+    });
+    return shas.flatMap((sha) => {
+      const commit = this.#commits.get(key(sha)) ?? read.get(sha);
+      return commit ? [structuredClone(commit)] : [];
+    });
   }
 
   private async writeCommit(
