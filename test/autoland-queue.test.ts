@@ -120,10 +120,14 @@ describe('the landing queue', () => {
     );
   });
 
-  it('builds each batch on the one below, and lands only the first once it passed', () => {
-    const { state, effects } = run(enqueued(1, 2, 3, 4, 5, 6));
-    // The failure rate a new queue assumes (10%) gives batches of 3; the window starts at 2.
-    expect(builds(effects)).toEqual([{ batch: 1, onto: 'base', prs: [1, 2, 3] }]);
+  it('builds each batch on the one below, and lands only a batch on the tip once it passed', () => {
+    const { state, effects } = run(enqueued(1, 2, 3, 4, 5, 6, 7, 8));
+    // The failure rate a new queue assumes (3%) gives batches of 4; the window starts at 2.
+    expect(builds(effects)).toEqual([{ batch: 1, onto: 'base', prs: [1, 2, 3, 4] }]);
+    expect(state.batches.map((b) => [b.id, b.parent])).toEqual([
+      [1, null],
+      [2, 1],
+    ]);
     const next = run(
       [
         { type: 'built', batch: 1, stagingSha: 's1' },
@@ -132,7 +136,7 @@ describe('the landing queue', () => {
       ],
       state,
     );
-    expect(builds(next.effects)).toEqual([{ batch: 2, onto: 's1', prs: [4, 5, 6] }]);
+    expect(builds(next.effects)).toEqual([{ batch: 2, onto: 's1', prs: [5, 6, 7, 8] }]);
     expect(kinds(next.effects)).not.toContain('land');
     const landed = run(
       [
@@ -145,20 +149,25 @@ describe('the landing queue', () => {
       kind: 'land',
       batch: 1,
       stagingSha: 's1',
-      prs: [1, 2, 3],
+      prs: [1, 2, 3, 4],
     });
-    expect(landed.effects).toContainEqual({ kind: 'landed', batch: 1, prs: [1, 2, 3], sha: 's1' });
+    expect(landed.effects).toContainEqual({
+      kind: 'landed',
+      batch: 1,
+      prs: [1, 2, 3, 4],
+      sha: 's1',
+    });
     expect(landed.effects).toContainEqual({
       kind: 'land',
       batch: 2,
       stagingSha: 's2',
-      prs: [4, 5, 6],
+      prs: [5, 6, 7, 8],
     });
     expect(landed.state.baseSha).toBe('s1');
   });
 
-  it('bisects a failed batch in the chain, sends the failing pull request back, and lands the rest in order', () => {
-    let { state } = run(enqueued(1, 2, 3));
+  it('counts the second half of a failed batch failed without testing it again, and sends it back once the first lands', () => {
+    const { state } = run(enqueued(1, 2, 3));
     const failing = run(
       [
         { type: 'built', batch: 1, stagingSha: 's1' },
@@ -166,71 +175,128 @@ describe('the landing queue', () => {
       ],
       state,
     );
-    // Both halves at once: the first on the base, the second on top of it.
+    // The first half goes on the base; the second on top of it is the failed commit again.
     expect(builds(failing.effects)).toEqual([{ batch: 2, onto: 'base', prs: [1, 2] }]);
-    expect(failing.state.batches.map((b) => [b.id, b.prs.map((p) => p.number)])).toEqual([
-      [2, [1, 2]],
-      [3, [3]],
-    ]);
-    state = failing.state;
-    const found = run(
-      [
-        { type: 'built', batch: 2, stagingSha: 'h1' },
-        { type: 'built', batch: 3, stagingSha: 'h2' },
-        { type: 'tested', batch: 3, result: 'success' },
-        { type: 'tested', batch: 2, result: 'failure', failures: ['test/2'] },
-      ],
-      state,
-    );
-    expect(builds(found.effects)).toContainEqual({ batch: 3, onto: 'h1', prs: [3] });
-    // The first half failed: what was built on it is cancelled, and it is bisected again.
-    expect(found.effects).toContainEqual({ kind: 'cancel', batch: 3 });
-    expect(found.state.batches.map((b) => b.prs.map((p) => p.number))).toEqual([[1], [2]]);
-    // Two failures halved the window: #3 waits for room.
-    expect(positionOf(found.state, 3)).toEqual({ kind: 'waiting', place: 0 });
+    const second = failing.state.batches.find((b) => b.id === 3)!;
+    expect(second).toMatchObject({ parent: 2, state: 'failed', inferred: true, stagingSha: 's1' });
     const sent = run(
       [
-        { type: 'built', batch: 4, stagingSha: 'q1' },
-        { type: 'tested', batch: 4, result: 'success' },
-        { type: 'landed', batch: 4 },
-        { type: 'built', batch: 5, stagingSha: 'q2' },
-        { type: 'tested', batch: 5, result: 'failure', failures: ['test/2'] },
+        { type: 'built', batch: 2, stagingSha: 'h1' },
+        { type: 'tested', batch: 2, result: 'success' },
+        { type: 'landed', batch: 2 },
       ],
-      found.state,
+      failing.state,
     );
-    expect(sent.effects).toContainEqual({ kind: 'landed', batch: 4, prs: [1], sha: 'q1' });
+    expect(sent.effects).toContainEqual({ kind: 'landed', batch: 2, prs: [1, 2], sha: 'h1' });
     expect(sent.effects).toContainEqual({
       kind: 'sent-back',
-      pr: 2,
+      pr: 3,
       reason: 'its land graph failed',
-      failures: ['test/2'],
+      failures: ['test'],
     });
-    // #2 goes on #1; #3 was tested on top of #2 once there was room, and again on what landed.
-    expect(builds(sent.effects)).toEqual([
-      { batch: 5, onto: 'q1', prs: [2] },
-      { batch: 6, onto: 'q2', prs: [3] },
-      { batch: 7, onto: 'q1', prs: [3] },
+    expect(builds(sent.effects)).toEqual([]);
+    expect(sent.state.line).toEqual([]);
+  });
+
+  it('tests both answers to a failure at once, and what comes after on each', () => {
+    const narrow: QueueConfig = { ...config, maxBatch: 2, maxParallel: 8 };
+    // A window already grown to its bound.
+    let state = { ...initialQueue('base', narrow), window: 8 };
+    const go = (events: QueueEvent[]) => {
+      const effects: Effect[] = [];
+      for (const event of events) {
+        const next = step(state, event, narrow);
+        state = next.state;
+        effects.push(...next.effects);
+      }
+      return effects;
+    };
+    go(enqueued(1, 2, 3, 4, 5, 6));
+    go([
+      { type: 'built', batch: 1, stagingSha: 's1' },
+      { type: 'built', batch: 2, stagingSha: 's2' },
+      { type: 'tested', batch: 1, result: 'failure', failures: ['test'] },
     ]);
+    const shape = () =>
+      state.batches.map((b) => ({
+        prs: b.prs.map((p) => p.number),
+        on:
+          b.parent === null ? 'tip' : state.batches.find((x) => x.id === b.parent)!.prs[0]!.number,
+        skips: b.skips,
+      }));
+    // #1 on the tip; #2 without #1 (if #1 fails); and #3 on #1 without #2 (if #2 fails).
+    expect(shape()).toEqual(
+      expect.arrayContaining([
+        { prs: [1], on: 'tip', skips: [] },
+        { prs: [2], on: 1, skips: [] },
+        { prs: [2], on: 'tip', skips: [1] },
+        { prs: [3, 4], on: 1, skips: [2] },
+        { prs: [3, 4], on: 2, skips: [] },
+      ]),
+    );
+    const id = (prs: number[], skips: number[]) =>
+      state.batches.find(
+        (b) => b.prs.map((p) => p.number).join() === prs.join() && b.skips.join() === skips.join(),
+      )!.id;
+    // #1 fails alone: it goes back; #2 (tested without it) lands, then #3 and #4 tested on #2.
+    const alone = id([2], [1]);
+    const after = state.batches.find((b) => b.parent === alone)!.id;
+    const effects = go([
+      { type: 'built', batch: id([1], []), stagingSha: 'a' },
+      { type: 'built', batch: alone, stagingSha: 'b' },
+      { type: 'built', batch: after, stagingSha: 'c' },
+      { type: 'tested', batch: after, result: 'success' },
+      { type: 'tested', batch: alone, result: 'success' },
+      { type: 'tested', batch: id([1], []), result: 'failure', failures: ['test/1'] },
+      { type: 'landed', batch: alone },
+      { type: 'landed', batch: after },
+    ]);
+    expect(effects).toContainEqual({
+      kind: 'sent-back',
+      pr: 1,
+      reason: 'its land graph failed',
+      failures: ['test/1'],
+    });
+    expect(effects.filter((e) => e.kind === 'landed').map((e) => e.prs)).toEqual([[2], [3, 4]]);
   });
 
   it('calls a failure no test can reproduce flaky, and lands everything', () => {
-    const { state } = run(enqueued(1, 2));
-    const { effects } = run(
-      [
-        { type: 'built', batch: 1, stagingSha: 's1' },
-        { type: 'tested', batch: 1, result: 'failure', failures: ['lint'] },
-        { type: 'built', batch: 2, stagingSha: 'h1' },
-        { type: 'built', batch: 3, stagingSha: 'h2' },
-        { type: 'tested', batch: 2, result: 'success' },
-        { type: 'tested', batch: 3, result: 'success' },
-        { type: 'landed', batch: 2 },
-        { type: 'landed', batch: 3 },
-      ],
-      state,
-    );
-    expect(effects).toContainEqual({ kind: 'landed', batch: 3, prs: [2], sha: 'h2' });
-    expect(effects).toContainEqual({ kind: 'flaky', prs: [1, 2], failures: ['lint'] });
+    const narrow: QueueConfig = { ...config, maxParallel: 8 };
+    let state = initialQueue('base', narrow);
+    const go = (events: QueueEvent[]) => {
+      const effects: Effect[] = [];
+      for (const event of events) {
+        const next = step(state, event, narrow);
+        state = next.state;
+        effects.push(...next.effects);
+      }
+      return effects;
+    };
+    go(enqueued(1, 2));
+    go([
+      { type: 'built', batch: 1, stagingSha: 's1' },
+      { type: 'tested', batch: 1, result: 'failure', failures: ['lint'] },
+    ]);
+    const first = state.batches.find((b) => b.prs[0]!.number === 1 && b.state === 'building')!;
+    const alone = state.batches.find((b) => b.skips.join() === '1')!;
+    // Both halves pass on their own: #2 is tested again on what lands, to tell.
+    const effects = go([
+      { type: 'built', batch: first.id, stagingSha: 'h1' },
+      { type: 'built', batch: alone.id, stagingSha: 'h2' },
+      { type: 'tested', batch: alone.id, result: 'success' },
+      { type: 'tested', batch: first.id, result: 'success' },
+      { type: 'landed', batch: first.id },
+    ]);
     expect(kinds(effects)).not.toContain('sent-back');
+    const again = state.batches.find((b) => b.prs[0]!.number === 2 && b.state === 'building')!;
+    expect(builds(effects)).toContainEqual({ batch: again.id, onto: 'h1', prs: [2] });
+    const rest = go([
+      { type: 'built', batch: again.id, stagingSha: 'h3' },
+      { type: 'tested', batch: again.id, result: 'success' },
+      { type: 'landed', batch: again.id },
+    ]);
+    expect(rest).toContainEqual({ kind: 'landed', batch: again.id, prs: [2], sha: 'h3' });
+    expect(rest).toContainEqual({ kind: 'flaky', prs: [1, 2], failures: ['lint'] });
   });
 
   it('drops a pull request that no longer merges, naming the conflict, and builds the rest again', () => {
@@ -246,13 +312,15 @@ describe('the landing queue', () => {
   });
 
   it('takes a pull request out on dequeue, whether waiting or in a batch', () => {
-    const { state } = run(enqueued(1, 2, 3, 4, 5, 6, 7));
-    expect(positionOf(state, 7)).toEqual({ kind: 'waiting', place: 0 });
-    const waiting = run([{ type: 'dequeue', pr: 7, reason: 'a new push' }], state);
-    expect(waiting.effects).toEqual([{ kind: 'dequeued', pr: 7, reason: 'a new push' }]);
+    const { state } = run(enqueued(1, 2, 3, 4, 5, 6, 7, 8, 9, 10));
+    // Eight pull requests are ahead of it, in batches.
+    expect(positionOf(state, 9)).toEqual({ kind: 'waiting', place: 8 });
+    expect(positionOf(state, 6)).toMatchObject({ kind: 'batch', index: 1 });
+    const waiting = run([{ type: 'dequeue', pr: 9, reason: 'a new push' }], state);
+    expect(waiting.effects).toEqual([{ kind: 'dequeued', pr: 9, reason: 'a new push' }]);
     const inBatch = run([{ type: 'dequeue', pr: 2, reason: 'closed' }], waiting.state);
     expect(kinds(inBatch.effects)).toEqual(['cancel', 'cancel', 'dequeued', 'build']);
-    expect(builds(inBatch.effects)).toEqual([{ batch: 3, onto: 'base', prs: [1, 3, 4] }]);
+    expect(builds(inBatch.effects)).toEqual([{ batch: 3, onto: 'base', prs: [1, 3, 4, 5] }]);
     expect(positionOf(inBatch.state, 2)).toBeUndefined();
     // Unknown pull requests and duplicates change nothing.
     expect(run([{ type: 'dequeue', pr: 99, reason: 'x' }], inBatch.state).effects).toEqual([]);
@@ -348,9 +416,10 @@ describe('the landing queue', () => {
     expect(state.batches.map((b) => b.prs.map((p) => p.number))).toEqual([[1], [2]]);
   });
 
-  it('sizes batches about 1/(2√p) within the bounds', () => {
+  it('sizes batches about 1/(1.6√p) within the bounds', () => {
     expect(batchSize(0, config)).toBe(4);
-    expect(batchSize(0.03, config)).toBe(3);
+    expect(batchSize(0.03, config)).toBe(4);
+    expect(batchSize(0.05, config)).toBe(3);
     expect(batchSize(0.1, config)).toBe(2);
     expect(batchSize(0.3, config)).toBe(1);
     expect(batchSize(1, { ...config, minBatch: 2 })).toBe(2);

@@ -5,36 +5,55 @@
  * its `land` graph, fast-forward the base, cancel, report); the runner
  * (src/autoland/runner.ts) carries them out and feeds back what happened.
  *
- * The chain. Batches in flight form a chain: the first is built on the base
- * branch's tip, each next one on the staging commit of the one below it
- * (speculation). Only the first may land, and only once its `land` graph
- * passed: the base is fast-forwarded to exactly its staging commit, so
- * every commit on the base branch is one whose graph passed.
+ * The line. Pull requests leave the waiting queue in priority order, then
+ * by age, into the line, and land in the line's order: none overtakes one
+ * taken before it. So of two pull requests that fail together, the later
+ * is sent back.
+ *
+ * Speculation. Batches form a tree of staging commits: each is built on
+ * the base branch's tip or on the staging commit of its parent, so it
+ * holds every pull request on its path. A path is a guess about which pull
+ * requests of the line will land; a batch may skip pull requests between
+ * its parent's and its own, guessing that they will be sent back. Only a
+ * batch built on the tip lands, once its `land` graph passed and every
+ * pull request it skipped was sent back: the base is fast-forwarded to
+ * exactly its staging commit, so every commit on the base branch is one
+ * whose graph passed. What was built on another guess is then cancelled.
+ *
+ * Which batches to test: the likeliest guesses first, within the window.
+ * A path's likelihood is the chance that every batch on it passes and
+ * every pull request it skips fails, from the observed failure rate and
+ * what failed batches have shown. With no failure in sight that is a
+ * chain of batches, each on the one below; after a failure, it is both
+ * sides of the question the failure raised.
  *
  * Throughput:
  * - Batch size follows the observed failure rate p (an average over recent
- *   pull requests): about 1/(2√p) pull requests, within the configured
- *   bounds (half the classic 1/√p: a failure also costs what is above it).
- * - The window (batches in flight) grows by one when a batch lands and
- *   halves when one fails, between 1 and `maxParallel`.
- * - A failed batch waits until it is first in the chain (what is above it
- *   is cancelled at once: it was built on a commit that will not land).
- *   Then it is bisected in the chain: its first half is built on the base,
- *   its second half on top of the first, both tested at once, and the
- *   queue goes on on top of them. A failing half is bisected again; a
- *   pull request failing alone on top of everything before it is sent
- *   back. So the queue lands in order: of two pull requests that fail
- *   together, the later is sent back. When both halves pass, the failure
- *   could not be reproduced: it was flaky, and everything lands.
+ *   pull requests): about 1/(1.6√p) pull requests, within the configured
+ *   bounds (smaller than the classic 1/√p: a failure also costs the
+ *   batches above it).
+ * - The window (batches in test at once) starts at 2 and grows by one when
+ *   a batch lands, up to `maxParallel`. It does not shrink on a failure:
+ *   a speculative guess failing is expected, and a guess less likely than
+ *   MIN_LIKELIHOOD is not tested, which keeps the cost down where much
+ *   fails.
+ * - A failed batch of several pull requests is split in halves: the first
+ *   is tested again on the failed batch's parent; the second on top of it
+ *   is the failed commit itself, so it counts as failed without a test of
+ *   its own. The second is also tested without the first, and what comes
+ *   after is tested on top of each answer. A pull request failing alone on
+ *   top of what lands before it is sent back. If the second half passed
+ *   without the first and the first passes, the second is tested again on
+ *   what landed: when the pull requests of a failed batch all land, its
+ *   failure was flaky.
  * - An infrastructure failure (the graph could not run) tests the batch
  *   again, failing no one, up to `infraRetries` times; then the queue
  *   pauses, saying why.
- * - Pull requests wait in priority order (higher first), then by age; a
- *   `single` pull request is always a batch of its own.
+ * - A `single` pull request is always a batch of its own.
  *
  * Modes: `running`; `paused` (nothing starts and nothing lands; batches in
- * flight keep their results); `draining` (nothing new starts, what is in
- * flight finishes and lands, then the queue is `paused`).
+ * test keep their results); `draining` (nothing more leaves the waiting
+ * queue, the line finishes, then the queue is `paused`).
  */
 
 export type QueueConfig = {
@@ -63,23 +82,42 @@ export type QueuedPr = {
 
 export type BatchState = 'building' | 'testing' | 'passed' | 'landing' | 'failed';
 
+/** A failed batch whose pull requests are tested again, in smaller batches. */
+export type Retest = { of: number; prs: number[]; failures: string[] };
+
 export type Batch = {
   id: number;
   prs: QueuedPr[];
+  /** The batch it is built on; null: the base branch's tip. */
+  parent: number | null;
+  /** Pull requests of the line between its parent's and its own, left out: it guesses they fail. */
+  skips: number[];
   state: BatchState;
-  /** The commit it is built on: the base tip, or the staging commit of the batch below. */
+  /** The commit it is built on: the base tip, or its parent's staging commit. */
   onto: string | null;
   stagingSha: string | null;
   /** Infrastructure retries spent. */
   attempts: number;
   /** When its `land` graph failed: the jobs that failed, for the pull requests sent back. */
   failures: string[];
-  /**
-   * A half of a failed batch: which one, and the failed batch's pull
-   * requests and failing jobs. The second half landing means the whole
-   * combination passed: the failure was flaky.
-   */
-  split: { of: number; half: 1 | 2; prs: number[]; failures: string[] } | null;
+  /** Set when its pull requests are some of a failed batch's. */
+  retest: Retest | null;
+  /** Failed without a test of its own: its commit is the failed batch's, tested already. */
+  inferred: boolean;
+};
+
+/**
+ * Pull requests that failed together: tested as one batch, until a test
+ * shows where the failure is. `likelihood` is the chance that the group
+ * holds a failing pull request; halves of one failure are told
+ * apart, since usually only one of them holds it.
+ */
+export type Suspects = {
+  failure: Retest;
+  prs: number[];
+  likelihood: number;
+  /** It passed without the other half: it fails only with it, or the failure was flaky. */
+  passedAlone?: boolean;
 };
 
 export type QueueMode = 'running' | 'paused' | 'draining';
@@ -89,7 +127,14 @@ export type QueueState = {
   /** Why it is paused, when Tower paused it. */
   pausedBecause: string | null;
   baseSha: string;
+  /** Waiting to be taken into the line. */
   queue: QueuedPr[];
+  /** Taken, in landing order, and neither landed nor sent back yet. */
+  line: QueuedPr[];
+  suspects: Suspects[];
+  /** Failed batches whose failure was on what lands: flaky if all their pull requests land. */
+  retests: Retest[];
+  /** The tree of staging commits, parents before children. */
   batches: Batch[];
   nextBatchId: number;
   window: number;
@@ -115,7 +160,7 @@ export type Effect =
   | { kind: 'build'; batch: number; onto: string; prs: number[] }
   | { kind: 'test'; batch: number; stagingSha: string; prs: number[] }
   | { kind: 'land'; batch: number; stagingSha: string; prs: number[] }
-  /** A batch left the chain before landing: its graph and staging ref go. */
+  /** A batch left the tree before landing: its graph and staging ref go. */
   | { kind: 'cancel'; batch: number }
   | { kind: 'landed'; batch: number; prs: number[]; sha: string }
   | { kind: 'sent-back'; pr: number; reason: string; failures: string[] }
@@ -124,9 +169,15 @@ export type Effect =
   | { kind: 'paused'; reason: string };
 
 /** How much one pull request's outcome moves the failure rate. */
-const RATE_WEIGHT = 0.1;
+const RATE_WEIGHT = 0.03;
 /** The failure rate a new queue assumes. */
 export const INITIAL_FAILURE_RATE = 0.03;
+/** A guess less likely than this is not worth a land graph. */
+const MIN_LIKELIHOOD = 0.05;
+/** How likely a pull request that failed alone fails again: flaky failures are rare. */
+const FAILED_ALONE = 0.95;
+/** How likely one half of a failed batch holds the failure, before either is tested. */
+const HALF = 0.5;
 
 export function initialQueue(
   baseSha: string,
@@ -137,6 +188,9 @@ export function initialQueue(
     pausedBecause: null,
     baseSha,
     queue: [],
+    line: [],
+    suspects: [],
+    retests: [],
     batches: [],
     nextBatchId: 1,
     window: Math.min(2, config.maxParallel),
@@ -145,27 +199,45 @@ export function initialQueue(
 }
 
 /**
- * About 1/(2√p) pull requests a batch, within the bounds: half the classic
- * 1/√p, because the queue keeps order, so a failed batch also costs the
- * batches tested on top of it.
+ * About 1/(1.6√p) pull requests a batch, within the bounds: fewer than the
+ * classic 1/√p, because the queue keeps order, so a failed batch also
+ * costs the batches tested on top of it.
  */
 export function batchSize(failureRate: number, config: QueueConfig): number {
-  const ideal = failureRate <= 0 ? config.maxBatch : Math.round(1 / (2 * Math.sqrt(failureRate)));
+  const ideal = failureRate <= 0 ? config.maxBatch : Math.round(1 / (1.6 * Math.sqrt(failureRate)));
   return Math.max(config.minBatch, Math.min(config.maxBatch, ideal));
 }
 
 const byPriority = (a: QueuedPr, b: QueuedPr) =>
   b.priority - a.priority || a.enqueuedAt - b.enqueuedAt || a.number - b.number;
 
-/** Where a pull request is: waiting (its place, 0 first), in a batch, or not queued. */
+/** How many batches a batch is built on top of. */
+export function depthOf(state: QueueState, batch: Batch): number {
+  let depth = 0;
+  for (let at = batch.parent; at !== null; depth++) {
+    at = state.batches.find((b) => b.id === at)?.parent ?? null;
+  }
+  return depth;
+}
+
+/**
+ * Where a pull request is: waiting (its place: how many pull requests are
+ * ahead of it), in a batch (the likeliest, with how many batches it is
+ * built on), or not queued.
+ */
 export function positionOf(
   state: QueueState,
   pr: number,
 ): { kind: 'waiting'; place: number } | { kind: 'batch'; batch: Batch; index: number } | undefined {
-  const index = state.batches.findIndex((b) => b.prs.some((p) => p.number === pr));
-  if (index >= 0) return { kind: 'batch', batch: state.batches[index]!, index };
+  const holding = state.batches.filter((b) => b.prs.some((p) => p.number === pr));
+  if (holding.length > 0) {
+    const likely = holding.find((b) => b.state !== 'failed') ?? holding[0]!;
+    return { kind: 'batch', batch: likely, index: depthOf(state, likely) };
+  }
+  const inLine = state.line.findIndex((p) => p.number === pr);
+  if (inLine >= 0) return { kind: 'waiting', place: inLine };
   const place = [...state.queue].sort(byPriority).findIndex((p) => p.number === pr);
-  return place >= 0 ? { kind: 'waiting', place } : undefined;
+  return place >= 0 ? { kind: 'waiting', place: state.line.length + place } : undefined;
 }
 
 type Draft = { state: QueueState; effects: Effect[]; config: QueueConfig };
@@ -174,7 +246,15 @@ function clone(state: QueueState): QueueState {
   return {
     ...state,
     queue: [...state.queue],
-    batches: state.batches.map((b) => ({ ...b, prs: [...b.prs], failures: [...b.failures] })),
+    line: [...state.line],
+    suspects: state.suspects.map((g) => ({ ...g, prs: [...g.prs] })),
+    retests: [...state.retests],
+    batches: state.batches.map((b) => ({
+      ...b,
+      prs: [...b.prs],
+      skips: [...b.skips],
+      failures: [...b.failures],
+    })),
   };
 }
 
@@ -184,118 +264,359 @@ function rate(draft: Draft, outcomes: readonly number[]) {
   }
 }
 
-/** Back to the queue, ahead of what came later: they keep their enqueue times. */
-function requeue(draft: Draft, prs: readonly QueuedPr[]) {
-  for (const pr of prs) draft.state.queue.push(pr);
-}
-
-/** Removes batches from `index` up, their pull requests (but `except`) back to the queue. */
-function cancelFrom(draft: Draft, index: number, except: number | null = null) {
-  const removed = draft.state.batches.splice(index);
-  for (const batch of removed.reverse()) {
-    draft.effects.push({ kind: 'cancel', batch: batch.id });
-    requeue(
-      draft,
-      batch.prs.filter((pr) => pr.number !== except),
-    );
-  }
-}
-
-function newBatch(draft: Draft, prs: QueuedPr[], split: Batch['split'] = null): Batch {
-  return {
-    id: draft.state.nextBatchId++,
-    prs,
-    state: 'building',
-    onto: null,
-    stagingSha: null,
-    attempts: 0,
-    failures: [],
-    split,
-  };
-}
-
 const numbers = (prs: readonly QueuedPr[]) => prs.map((p) => p.number);
 
-/** Starts what can start: builds whose base is known, new batches up to the window, the landing. */
-function advance(draft: Draft) {
-  const { state, config } = draft;
-  const head = state.batches[0];
-  // A failed batch first in the chain leaves it: alone, it is sent back; else a probe isolates.
-  if (head && head.state === 'failed') {
-    state.batches.shift();
-    draft.effects.push({ kind: 'cancel', batch: head.id });
-    if (head.prs.length === 1) {
-      rate(draft, [1]);
-      draft.effects.push({
-        kind: 'sent-back',
-        pr: head.prs[0]!.number,
-        reason: 'its land graph failed',
-        failures: head.failures,
-      });
-    } else {
-      // Bisected in the chain: both halves tested at once, the second on top of the first.
-      const half = Math.ceil(head.prs.length / 2);
-      const split = { of: head.id, prs: numbers(head.prs), failures: head.failures };
-      state.batches.unshift(
-        newBatch(draft, head.prs.slice(0, half), { ...split, half: 1 }),
-        newBatch(draft, head.prs.slice(half), { ...split, half: 2 }),
-      );
+/** The batch and everything built on it, children after parents. */
+function subtree(state: QueueState, id: number): Batch[] {
+  const found: Batch[] = [];
+  const ids = new Set([id]);
+  for (const batch of state.batches) {
+    if (ids.has(batch.id) || (batch.parent !== null && ids.has(batch.parent))) {
+      ids.add(batch.id);
+      found.push(batch);
     }
-    advance(draft);
-    return;
   }
-  // New batches, on top of the chain, while the window allows and nothing in it has failed.
-  if (state.mode === 'running') {
-    while (
-      state.batches.length < state.window &&
-      state.queue.length > 0 &&
-      !state.batches.some((b) => b.state === 'failed')
-    ) {
-      state.queue.sort(byPriority);
-      const first = state.queue[0]!;
-      let take: QueuedPr[];
-      if (first.single) take = [first];
-      else {
-        const size = batchSize(state.failureRate, config);
-        take = [];
-        for (const pr of state.queue) {
-          if (take.length >= size || pr.single) break;
-          take.push(pr);
-        }
+  return found;
+}
+
+/**
+ * Removes batches from the tree, cancelling them. A failure of one of them
+ * was on a guess that did not come true: what it made suspect is not.
+ */
+function cancel(draft: Draft, batches: readonly Batch[]) {
+  const gone = new Set(batches.map((b) => b.id));
+  for (const batch of [...batches].reverse()) {
+    draft.effects.push({ kind: 'cancel', batch: batch.id });
+  }
+  draft.state.batches = draft.state.batches.filter((b) => !gone.has(b.id));
+  draft.state.suspects = draft.state.suspects.filter((g) => !gone.has(g.failure.of));
+}
+
+/** A pull request leaves the line: landed, sent back or dequeued. */
+function resolve(draft: Draft, pr: number, landed: boolean) {
+  const { state } = draft;
+  state.line = state.line.filter((p) => p.number !== pr);
+  for (const group of state.suspects) group.prs = group.prs.filter((n) => n !== pr);
+  state.suspects = state.suspects.filter((g) => g.prs.length > 0);
+  if (!landed) state.retests = state.retests.filter((r) => !r.prs.includes(pr));
+}
+
+/** Marks pull requests as failing together: they leave the groups they were in. */
+function suspect(draft: Draft, groups: Suspects[]) {
+  const { state } = draft;
+  const named = new Set(groups.flatMap((g) => g.prs));
+  for (const group of state.suspects) group.prs = group.prs.filter((n) => !named.has(n));
+  state.suspects = [...state.suspects.filter((g) => g.prs.length > 0), ...groups];
+}
+
+/** Every batch holding the pull request goes, with what is built on it. */
+function cancelHolding(draft: Draft, pr: number) {
+  const { state } = draft;
+  for (const batch of state.batches.filter((b) => b.prs.some((p) => p.number === pr))) {
+    if (state.batches.includes(batch)) cancel(draft, subtree(state, batch.id));
+  }
+}
+
+function sendBack(draft: Draft, pr: number, reason: string, failures: string[]) {
+  cancelHolding(draft, pr);
+  resolve(draft, pr, false);
+  draft.effects.push({ kind: 'sent-back', pr, reason, failures });
+}
+
+/** The pull requests a batch's staging commit holds or skips, from the base up. */
+function covered(state: QueueState, batch: Batch | null): Set<number> {
+  const seen = new Set<number>();
+  for (let at = batch; at; at = state.batches.find((b) => b.id === at.parent) ?? null) {
+    for (const pr of at.prs) seen.add(pr.number);
+    for (const pr of at.skips) seen.add(pr);
+  }
+  return seen;
+}
+
+/** A root batch is on what really landed once everything it skipped was sent back. */
+const onTruth = (state: QueueState, batch: Batch) =>
+  batch.parent === null && batch.skips.every((n) => !state.line.some((p) => p.number === n));
+
+type Guess = {
+  parent: Batch | null;
+  skips: number[];
+  prs: QueuedPr[];
+  /** Taken from the waiting queue into the line when the guess is tested. */
+  taken: QueuedPr[];
+  likelihood: number;
+  retest: Retest | null;
+};
+
+/**
+ * The chance that `prs`, as a batch on the path `path` (the groups it
+ * includes and skips), passes.
+ */
+function passes(
+  state: QueueState,
+  prs: readonly QueuedPr[],
+  included: ReadonlySet<number>,
+  skipped: ReadonlySet<number>,
+): number {
+  const group = state.suspects.find((g) => prs.some((p) => g.prs.includes(p.number)));
+  if (!group) return (1 - state.failureRate) ** prs.length;
+  // Halves of one failure: if one is in and passed, the other holds it; if one is out, likely not.
+  if (included.has(group.failure.of)) return 1 - FAILED_ALONE;
+  if (skipped.has(group.failure.of)) return 1 - state.failureRate;
+  return 1 - group.likelihood;
+}
+
+/** The likeliest guess not yet tested, or undefined when none is worth testing. */
+function likeliestGuess(draft: Draft): Guess | undefined {
+  const { state, config } = draft;
+  const waiting = state.mode === 'running' ? [...state.queue].sort(byPriority) : [];
+  const size = batchSize(state.failureRate, config);
+  const groupOf = (pr: number) => state.suspects.find((g) => g.prs.includes(pr));
+  /** The chance a group fails: likelier when the other half of its failure is in and passed. */
+  const fails = (group: Suspects, included: ReadonlySet<number>) =>
+    included.has(group.failure.of) ? FAILED_ALONE : group.likelihood;
+
+  /** The next batch from `rest` (then the waiting queue): a suspect group, a single, or up to `size`. */
+  const nextBatch = (rest: readonly QueuedPr[]) => {
+    const more = [...rest, ...waiting];
+    const first = more[0];
+    if (!first) return undefined;
+    const group = groupOf(first.number);
+    let prs: QueuedPr[];
+    if (group) prs = more.filter((p) => group.prs.includes(p.number));
+    else if (first.single) prs = [first];
+    else {
+      prs = [];
+      for (const pr of more) {
+        if (prs.length >= size || pr.single || groupOf(pr.number)) break;
+        prs.push(pr);
       }
-      state.queue = state.queue.filter((pr) => !take.includes(pr));
-      state.batches.push(newBatch(draft, take));
+    }
+    return { prs, taken: prs.filter((p) => !rest.includes(p)), retest: group?.failure ?? null };
+  };
+
+  const taken = new Set(numbers(state.line));
+  let best: Guess | undefined;
+  const consider = (guess: Guess) => {
+    if (guess.likelihood < MIN_LIKELIHOOD) return;
+    // One batch per parent and guess: a failed one only stands for what it held.
+    const parentId = guess.parent?.id ?? null;
+    const first = guess.prs[0]?.number;
+    const key = numbers(guess.prs).join(',');
+    // Skips that were sent back are no guess any more.
+    const open = (skips: readonly number[]) => skips.filter((n) => taken.has(n)).join(',');
+    const tested = state.batches.some(
+      (b) =>
+        b.parent === parentId &&
+        open(b.skips) === open(guess.skips) &&
+        (b.state === 'failed' ? numbers(b.prs).join(',') === key : b.prs[0]?.number === first),
+    );
+    if (!tested && (!best || guess.likelihood > best.likelihood)) best = guess;
+  };
+
+  const reach = new Map<number | null, number>([[null, 1]]);
+  const paths = new Map<number | null, { included: Set<number>; skipped: Set<number> }>([
+    [null, { included: new Set(), skipped: new Set() }],
+  ]);
+  const parents: (Batch | null)[] = [null, ...state.batches];
+  for (const parent of parents) {
+    const id = parent?.id ?? null;
+    if (parent && (parent.state === 'failed' || !reach.has(parent.parent))) continue;
+    let likelihood = reach.get(id);
+    let path = paths.get(id);
+    if (parent) {
+      // Reaching a batch: reaching its parent, skipping what it skips; going past it: it passes.
+      const above = paths.get(parent.parent)!;
+      path = { included: new Set(above.included), skipped: new Set(above.skipped) };
+      let chance = reach.get(parent.parent)!;
+      for (const pr of parent.skips) {
+        const group = groupOf(pr);
+        chance *= group ? fails(group, path.included) : 0;
+        if (group) path.skipped.add(group.failure.of);
+      }
+      chance *=
+        parent.state === 'passed' || parent.state === 'landing'
+          ? 1
+          : passes(state, parent.prs, path.included, path.skipped);
+      if (parent.retest) path.included.add(parent.retest.of);
+      reach.set(id, chance);
+      paths.set(id, path);
+      likelihood = chance;
+    }
+    if (likelihood === undefined || path === undefined) continue;
+    const seen = covered(state, parent);
+    const rest = state.line.filter((p) => !seen.has(p.number));
+    const include = nextBatch(rest);
+    if (include) consider({ parent, skips: [], likelihood, ...include });
+    // A pull request that failed alone may be left out, guessing it fails again.
+    const first = rest[0];
+    const group = first && groupOf(first.number);
+    if (first && group && group.prs.length === 1) {
+      const skip = nextBatch(rest.slice(1));
+      const chance = likelihood * fails(group, path.included);
+      if (skip) consider({ parent, skips: [first.number], ...skip, likelihood: chance });
+    }
+  }
+  return best;
+}
+
+/** Starts what can start: sends back and lands what the tree shows, builds, new guesses. */
+function advance(draft: Draft) {
+  const { state } = draft;
+  // A root batch on what landed that failed: alone, it is sent back; else its halves were suspected.
+  for (;;) {
+    const batch = state.batches.find((b) => b.state === 'failed' && onTruth(state, b));
+    if (!batch) break;
+    const [only] = batch.prs;
+    const group = only && state.suspects.find((g) => g.prs.includes(only.number));
+    if (batch.inferred && batch.prs.length === 1 && group?.passedAlone) {
+      // It fails only after the other half, or the failure was flaky: tested again to tell.
+      Object.assign(batch, { state: 'building', onto: null, stagingSha: null, inferred: false });
+      continue;
+    }
+    // Its failure is on what lands: it leaves the tree, and what it made suspect stays so.
+    state.batches = state.batches.filter((b) => b.id !== batch.id);
+    draft.effects.push({ kind: 'cancel', batch: batch.id });
+    if (batch.prs.length === 1) {
+      rate(draft, [1]);
+      sendBack(draft, batch.prs[0]!.number, 'its land graph failed', batch.failures);
+    } else {
+      state.retests.push({ of: batch.id, prs: numbers(batch.prs), failures: batch.failures });
+      if (batch.inferred) failed(draft, batch);
     }
   }
   if (state.mode === 'paused') return;
   // Builds: a batch is built once what it goes on is known.
-  for (const [i, batch] of state.batches.entries()) {
+  for (const batch of state.batches) {
     if (batch.state !== 'building' || batch.onto !== null) continue;
-    const onto = i === 0 ? state.baseSha : state.batches[i - 1]!.stagingSha;
+    const parent = state.batches.find((b) => b.id === batch.parent);
+    const onto = batch.parent === null ? state.baseSha : (parent?.stagingSha ?? null);
     if (onto === null) continue;
     batch.onto = onto;
     draft.effects.push({ kind: 'build', batch: batch.id, onto, prs: numbers(batch.prs) });
   }
-  // The first batch lands once it passed.
-  if (head && head.state === 'passed' && head.stagingSha !== null) {
-    head.state = 'landing';
-    draft.effects.push({
-      kind: 'land',
-      batch: head.id,
-      stagingSha: head.stagingSha,
-      prs: numbers(head.prs),
-    });
+  // The likeliest guesses, while the window allows.
+  const inTest = () =>
+    state.batches.filter((b) => b.state === 'building' || b.state === 'testing').length;
+  while (inTest() < state.window) {
+    const guess = likeliestGuess(draft);
+    if (!guess) break;
+    state.queue = state.queue.filter((p) => !guess.taken.includes(p));
+    state.line.push(...guess.taken);
+    const batch: Batch = {
+      id: state.nextBatchId++,
+      prs: guess.prs,
+      parent: guess.parent?.id ?? null,
+      skips: guess.skips,
+      state: 'building',
+      onto: guess.parent ? guess.parent.stagingSha : state.baseSha,
+      stagingSha: null,
+      attempts: 0,
+      failures: [],
+      retest: guess.retest,
+      inferred: false,
+    };
+    state.batches.push(batch);
+    if (batch.onto !== null) {
+      draft.effects.push({
+        kind: 'build',
+        batch: batch.id,
+        onto: batch.onto,
+        prs: numbers(batch.prs),
+      });
+    }
   }
-  if (state.mode === 'draining' && state.batches.length === 0) {
+  // A root batch that passed lands once everything it skipped was sent back.
+  if (!state.batches.some((b) => b.state === 'landing')) {
+    const ready = state.batches.find(
+      (b) => b.state === 'passed' && b.stagingSha !== null && onTruth(state, b),
+    );
+    if (ready) {
+      ready.state = 'landing';
+      draft.effects.push({
+        kind: 'land',
+        batch: ready.id,
+        stagingSha: ready.stagingSha!,
+        prs: numbers(ready.prs),
+      });
+    }
+  }
+  if (state.mode === 'draining' && state.batches.length === 0 && state.line.length === 0) {
     state.mode = 'paused';
     state.pausedBecause = 'drained';
     draft.effects.push({ kind: 'paused', reason: 'drained' });
   }
 }
 
+/** Everything in the tree goes; the line goes back to the waiting queue, keeping its places. */
+function startOver(draft: Draft) {
+  const { state } = draft;
+  cancel(draft, state.batches);
+  state.queue.push(...state.line);
+  state.line = [];
+  state.suspects = [];
+  state.retests = [];
+}
+
+/**
+ * A batch failed: its pull requests are suspects. One alone is likely to
+ * fail again. Several are split in halves: the first is tested on the
+ * failed batch's parent, and the second on top of it is the failed batch
+ * again, so it counts as failed without a test of its own (`inferred`).
+ */
+function failed(draft: Draft, batch: Batch) {
+  const { state } = draft;
+  const retest: Retest = { of: batch.id, prs: numbers(batch.prs), failures: batch.failures };
+  const prs = numbers(batch.prs);
+  if (prs.length === 1) {
+    suspect(draft, [{ failure: retest, prs, likelihood: FAILED_ALONE }]);
+    return;
+  }
+  const half = Math.ceil(prs.length / 2);
+  suspect(draft, [
+    { failure: retest, prs: prs.slice(0, half), likelihood: HALF },
+    { failure: retest, prs: prs.slice(half), likelihood: HALF },
+  ]);
+  const parent = state.batches.find((b) => b.id === batch.parent);
+  const first: Batch = {
+    id: state.nextBatchId++,
+    prs: batch.prs.slice(0, half),
+    parent: batch.parent,
+    skips: [...batch.skips],
+    state: 'building',
+    onto: batch.parent === null ? state.baseSha : (parent?.stagingSha ?? null),
+    stagingSha: null,
+    attempts: 0,
+    failures: [],
+    retest,
+    inferred: false,
+  };
+  const second: Batch = {
+    id: state.nextBatchId++,
+    prs: batch.prs.slice(half),
+    parent: first.id,
+    skips: [],
+    state: 'failed',
+    onto: null,
+    stagingSha: batch.stagingSha,
+    attempts: 0,
+    failures: batch.failures,
+    retest,
+    inferred: true,
+  };
+  state.batches.push(first, second);
+  if (first.onto !== null) {
+    draft.effects.push({
+      kind: 'build',
+      batch: first.id,
+      onto: first.onto,
+      prs: numbers(first.prs),
+    });
+  }
+}
+
 function handle(draft: Draft, event: QueueEvent) {
   const { state, config } = draft;
-  const batchIndex = (id: number) => state.batches.findIndex((b) => b.id === id);
+  const find = (id: number) => state.batches.find((b) => b.id === id);
   switch (event.type) {
     case 'enqueue': {
       if (positionOf(state, event.pr.number)) return;
@@ -303,28 +624,28 @@ function handle(draft: Draft, event: QueueEvent) {
       return;
     }
     case 'dequeue': {
-      const at = positionOf(state, event.pr);
-      if (!at) return;
-      if (at.kind === 'waiting') state.queue = state.queue.filter((p) => p.number !== event.pr);
-      else cancelFrom(draft, at.index, event.pr);
+      if (!positionOf(state, event.pr)) return;
+      state.queue = state.queue.filter((p) => p.number !== event.pr);
+      cancelHolding(draft, event.pr);
+      resolve(draft, event.pr, false);
       draft.effects.push({ kind: 'dequeued', pr: event.pr, reason: event.reason });
       return;
     }
     case 'base-moved': {
       if (event.sha === state.baseSha) return;
       // The fast-forward went through, though its answer was lost: the batch landed.
-      const head = state.batches[0];
-      if (head?.state === 'landing' && head.stagingSha === event.sha) {
-        handle(draft, { type: 'landed', batch: head.id });
+      const landing = state.batches.find((b) => b.state === 'landing');
+      if (landing?.stagingSha === event.sha) {
+        handle(draft, { type: 'landed', batch: landing.id });
         return;
       }
       state.baseSha = event.sha;
-      // The chain was built on the old tip: it is built again on the new one.
-      cancelFrom(draft, 0);
+      // The tree was built on the old tip: it is built again on the new one.
+      startOver(draft);
       return;
     }
     case 'built': {
-      const batch = state.batches[batchIndex(event.batch)];
+      const batch = find(event.batch);
       if (!batch || batch.state !== 'building') return;
       batch.stagingSha = event.stagingSha;
       batch.state = 'testing';
@@ -337,28 +658,16 @@ function handle(draft: Draft, event: QueueEvent) {
       return;
     }
     case 'conflict': {
-      const dropped = new Set(event.prs);
-      const sendBack = (prs: readonly QueuedPr[]) => {
-        for (const pr of prs.filter((p) => dropped.has(p.number))) {
-          draft.effects.push({
-            kind: 'sent-back',
-            pr: pr.number,
-            reason: `it does not merge: ${event.detail}`,
-            failures: [],
-          });
-        }
-      };
-      const i = batchIndex(event.batch);
-      const batch = state.batches[i];
+      const batch = find(event.batch);
       if (!batch || batch.state !== 'building') return;
-      sendBack(batch.prs);
-      cancelFrom(draft, i);
-      state.queue = state.queue.filter((p) => !dropped.has(p.number));
+      cancel(draft, subtree(state, batch.id));
+      for (const pr of batch.prs.filter((p) => event.prs.includes(p.number))) {
+        sendBack(draft, pr.number, `it does not merge: ${event.detail}`, []);
+      }
       return;
     }
     case 'tested': {
-      const i = batchIndex(event.batch);
-      const batch = state.batches[i];
+      const batch = find(event.batch);
       if (!batch || batch.state !== 'testing') return;
       if (event.result === 'infra') {
         batch.attempts++;
@@ -378,35 +687,53 @@ function handle(draft: Draft, event: QueueEvent) {
       }
       if (event.result === 'success') {
         batch.state = 'passed';
+        const group = state.suspects.find((g) => batch.prs.some((p) => g.prs.includes(p.number)));
+        const otherHalf = state.suspects.some(
+          (g) =>
+            g !== group &&
+            g.failure.of === group?.failure.of &&
+            g.prs.some((n) => batch.skips.includes(n)),
+        );
+        if (group && otherHalf) group.passedAlone = true;
         return;
       }
       batch.state = 'failed';
       batch.failures = event.failures ?? [];
-      state.window = Math.max(1, state.window - 1);
       // What is above was built on a commit that will not land.
-      cancelFrom(draft, i + 1);
+      cancel(draft, subtree(state, batch.id).slice(1));
+      failed(draft, batch);
       return;
     }
     case 'landed': {
-      const head = state.batches[0];
-      if (!head || head.id !== event.batch || head.state !== 'landing') return;
-      state.batches.shift();
-      state.baseSha = head.stagingSha!;
+      const batch = find(event.batch);
+      if (!batch || batch.state !== 'landing') return;
+      state.baseSha = batch.stagingSha!;
+      // What was built on the old tip but not on this batch is on a guess that did not come true.
+      const roots = state.batches.filter((b) => b.parent === null && b.id !== batch.id);
+      cancel(
+        draft,
+        roots.flatMap((root) => subtree(state, root.id)),
+      );
+      state.batches = state.batches.filter((b) => b.id !== batch.id);
+      for (const child of state.batches) if (child.parent === batch.id) child.parent = null;
+      for (const pr of batch.prs) resolve(draft, pr.number, true);
       rate(
         draft,
-        head.prs.map(() => 0),
+        batch.prs.map(() => 0),
       );
       state.window = Math.min(config.maxParallel, state.window + 1);
       draft.effects.push({
         kind: 'landed',
-        batch: head.id,
-        prs: numbers(head.prs),
-        sha: head.stagingSha!,
+        batch: batch.id,
+        prs: numbers(batch.prs),
+        sha: batch.stagingSha!,
       });
-      // Both halves of a failed batch passed, one on the other: its failure was not real.
-      if (head.split?.half === 2) {
-        draft.effects.push({ kind: 'flaky', prs: head.split.prs, failures: head.split.failures });
+      // A failed batch's pull requests all landed, tested again: its failure was not real.
+      const inLine = new Set(numbers(state.line));
+      for (const retest of state.retests.filter((r) => r.prs.every((n) => !inLine.has(n)))) {
+        draft.effects.push({ kind: 'flaky', prs: retest.prs, failures: retest.failures });
       }
+      state.retests = state.retests.filter((r) => r.prs.some((n) => inLine.has(n)));
       return;
     }
     case 'pause': {

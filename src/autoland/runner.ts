@@ -207,7 +207,8 @@ function pruneLeases(runner: RunnerState, state: QueueState) {
   for (const key of Object.keys(runner.leases)) if (!wanted.has(key)) delete runner.leases[key];
 }
 
-const isActive = (state: QueueState) => state.queue.length > 0 || state.batches.length > 0;
+const isActive = (state: QueueState) =>
+  state.queue.length > 0 || state.line.length > 0 || state.batches.length > 0;
 
 export type LandOutcome = { ok: true; message: string } | { ok: false; message: string };
 
@@ -807,7 +808,20 @@ export function createLandingRunner(deps: LandingDeps) {
       status: 'in_progress',
       output: {
         title,
-        summary: `${title}. ${where.index === 0 ? 'First in line to land.' : `Tested on top of ${where.index} batch${where.index === 1 ? '' : 'es'} below it.`}${where.batch.split ? ` Batch ${where.batch.split.of} (${list(where.batch.split.prs)}) failed: this is its ${where.batch.split.half === 1 ? 'first' : 'second'} half, tested again to find which pull request fails.` : ''}`,
+        summary: [
+          `${title}.`,
+          where.index === 0
+            ? `Built on the tip of \`${row.baseBranch}\`.`
+            : `Built on top of ${where.index} batch${where.index === 1 ? '' : 'es'} expected to land before it.`,
+          where.batch.skips.length > 0
+            ? `Tested without ${list(where.batch.skips)}, in case ${where.batch.skips.length === 1 ? 'it is' : 'they are'} sent back.`
+            : '',
+          where.batch.retest
+            ? `Batch ${where.batch.retest.of} (${list(where.batch.retest.prs)}) failed: its pull requests are tested again in smaller batches to find which one fails.`
+            : '',
+        ]
+          .filter(Boolean)
+          .join(' '),
       },
     };
   }
@@ -1009,10 +1023,16 @@ export function createLandingRunner(deps: LandingDeps) {
               onto: b.onto,
               stagingSha: b.stagingSha,
               branch: stagingBranch(row.baseBranch, b.id),
-              ...(b.split ? { halfOf: b.split.of, half: b.split.half } : {}),
+              parent: b.parent,
+              skips: b.skips,
+              ...(b.retest ? { retestOf: b.retest.of } : {}),
+              ...(b.inferred ? { inferred: true } : {}),
             })),
             flaky: runnerOf(row.runner).flaky,
-            waiting: [...state.queue]
+            waiting: [
+              ...state.line.filter((p) => positionOf(state, p.number)?.kind === 'waiting'),
+              ...state.queue,
+            ]
               .map((p) => ({
                 number: p.number,
                 priority: p.priority,

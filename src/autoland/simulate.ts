@@ -122,6 +122,8 @@ export function simulate(scenario: Scenario, config: QueueConfig): Outcome {
           break;
       }
     }
+  };
+  const start = () => {
     while (running.length < scenario.capacity && waiting.length > 0) {
       const next = waiting.shift()!;
       ciRuns++;
@@ -136,14 +138,19 @@ export function simulate(scenario: Scenario, config: QueueConfig): Outcome {
     });
   }
   drain();
+  start();
   while (running.length > 0) {
     running.sort((a, b) => a.at - b.at);
-    const done = running.shift()!;
-    now = done.at;
-    const failed = fails(done.sha) || rand() < scenario.flakyRate;
-    if (!failed) passedShas.add(done.sha);
-    apply({ type: 'tested', batch: done.batch, result: failed ? 'failure' : 'success' });
-    drain();
+    now = running[0]!.at;
+    // Everything that ends at this moment is heard before anything new starts.
+    while (running[0]?.at === now) {
+      const done = running.shift()!;
+      const failed = fails(done.sha) || rand() < scenario.flakyRate;
+      if (!failed) passedShas.add(done.sha);
+      apply({ type: 'tested', batch: done.batch, result: failed ? 'failure' : 'success' });
+      drain();
+    }
+    start();
   }
   return { landed, sentBack, ciRuns, elapsed: now, baseHistory, landedOnlyTested, flaky };
 }
