@@ -445,6 +445,8 @@ describe.each(backends())('dispatch on $name', (backend) => {
     expect(new Set(all).size).toBe(count);
   });
 
+  // PostgreSQL only, the one skipped test on PGlite: PGlite is a single connection, so no
+  // other session can hold row locks while a claim runs.
   it.runIf(backend.name === 'postgres')(
     'looks past candidates other claims hold locked, and plans the claim on jobs_claim_idx',
     async () => {

@@ -7,7 +7,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createPostgresDatabase, dropPostgresDatabase, hasPostgres } from './support/databases.js';
 import { generateAppKey, installationCreatedPayload, sign } from './support/github-app.js';
 import { freePort } from './support/postgres-server.js';
-import { baseEnv, runTower, waitForHealthy, type TowerProcess } from './support/processes.js';
+import {
+  baseEnv,
+  listeningUrl,
+  runTower,
+  waitForHealthy,
+  type TowerProcess,
+} from './support/processes.js';
 
 const running: TowerProcess[] = [];
 const cleanups: (() => Promise<void>)[] = [];
@@ -31,12 +37,9 @@ function start(cwd: string, env: Record<string, string>) {
 describe('tower serve', () => {
   it('starts on embedded defaults, keeps its data in the data directory, and starts again on it', async () => {
     const cwd = await tempDir();
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-
     const started = Date.now();
-    const first = start(cwd, { TOWER_PORT: String(port) });
-    expect(await waitForHealthy(first, url)).toMatchObject({
+    const first = start(cwd, { TOWER_PORT: '0' });
+    expect(await waitForHealthy(first, await listeningUrl(first))).toMatchObject({
       status: 'ok',
       database: { kind: 'pglite', status: 'ok' },
     });
@@ -49,22 +52,24 @@ describe('tower serve', () => {
     expect(first.output()).toContain('"msg":"stopped"');
     expect(existsSync(join(cwd, 'data', 'pglite.lock'))).toBe(false);
 
-    const second = start(cwd, { TOWER_PORT: String(port) });
-    expect(await waitForHealthy(second, url)).toMatchObject({ status: 'ok' });
+    const second = start(cwd, { TOWER_PORT: '0' });
+    expect(await waitForHealthy(second, await listeningUrl(second))).toMatchObject({
+      status: 'ok',
+    });
     expect(second.output()).not.toMatch(/error/i);
     expect(await second.stop('SIGINT')).toBe(0);
   });
 
   it('refuses a second process on the same PGlite data directory, saying why', async () => {
     const cwd = await tempDir();
-    const port = await freePort();
-    const first = start(cwd, { TOWER_PORT: String(port) });
-    await waitForHealthy(first, `http://127.0.0.1:${port}`);
-    const second = start(cwd, { TOWER_PORT: String(await freePort()) });
+    const first = start(cwd, { TOWER_PORT: '0' });
+    const url = await listeningUrl(first);
+    await waitForHealthy(first, url);
+    const second = start(cwd, { TOWER_PORT: '0' });
     expect(await second.exited).toBe(1);
     expect(second.output()).toContain(`is in use by process`);
     // The first is unharmed.
-    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
   });
 
   it('exits non-zero on an invalid configuration value, naming the variable', async () => {

@@ -62,6 +62,26 @@ export function runTower(
 }
 
 /** Polls `/healthz` until it answers 200, the process exits, or the time runs out. */
+/**
+ * The URL a Tower started with `TOWER_PORT=0` listens on, from its log. A
+ * port picked free beforehand can be taken by something else the process
+ * starts first (its embedded simulator listens on port 0 too).
+ */
+export async function listeningUrl(tower: TowerProcess, timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let exited = false;
+  void tower.exited.then(() => (exited = true));
+  while (Date.now() < deadline && !exited) {
+    for (const line of tower.output().split('\n')) {
+      if (!line.includes('Tower is listening')) continue;
+      const { url } = JSON.parse(line) as { url?: string };
+      if (url) return url;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`Tower did not say where it listens:\n${tower.output()}`);
+}
+
 export async function waitForHealthy(tower: TowerProcess, url: string, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
   let exited = false;
