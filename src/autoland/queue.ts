@@ -371,6 +371,8 @@ function likeliestGuess(draft: Draft): Guess | undefined {
   const waiting = state.mode === 'running' ? [...state.queue].sort(byPriority) : [];
   const size = batchSize(state.failureRate, config);
   const groupOf = (pr: number) => state.suspects.find((g) => g.prs.includes(pr));
+  /** In the line: neither landed nor sent back. */
+  const taken = new Set(numbers(state.line));
   /** The chance a group fails: likelier when the other half of its failure is in and passed. */
   const fails = (group: Suspects, included: ReadonlySet<number>) =>
     included.has(group.failure.of) ? FAILED_ALONE : group.likelihood;
@@ -394,7 +396,6 @@ function likeliestGuess(draft: Draft): Guess | undefined {
     return { prs, taken: prs.filter((p) => !rest.includes(p)), retest: group?.failure ?? null };
   };
 
-  const taken = new Set(numbers(state.line));
   let best: Guess | undefined;
   const consider = (guess: Guess) => {
     if (guess.likelihood < MIN_LIKELIHOOD) return;
@@ -429,6 +430,8 @@ function likeliestGuess(draft: Draft): Guess | undefined {
       path = { included: new Set(above.included), skipped: new Set(above.skipped) };
       let chance = reach.get(parent.parent)!;
       for (const pr of parent.skips) {
+        // Sent back already: the guess came true.
+        if (!taken.has(pr)) continue;
         const group = groupOf(pr);
         chance *= group ? fails(group, path.included) : 0;
         if (group) path.skipped.add(group.failure.of);
