@@ -5,13 +5,13 @@
  * T, capacity for 8 at once, each pull request bad with probability p, and
  * 1% of runs failing for no reason (flaky). A serial queue tests one pull
  * request at a time on the base; Tower batches, speculates and bisects.
- * Medians over BENCH_SEEDS (21) seeds.
+ * Medians over BENCH_SEEDS (101) seeds: one run is noisy.
  */
 import { DEFAULT_QUEUE_CONFIG, type QueueConfig } from '../src/autoland/queue.js';
 import { simulate } from '../src/autoland/simulate.js';
 import { median } from './stats.js';
 
-const SEEDS = Number(process.env.BENCH_SEEDS ?? 21);
+const SEEDS = Number(process.env.BENCH_SEEDS ?? 101);
 const CAPACITY = 8;
 const serial: QueueConfig = { minBatch: 1, maxBatch: 1, maxParallel: 1, infraRetries: 3 };
 const tower: QueueConfig = { ...DEFAULT_QUEUE_CONFIG, maxParallel: CAPACITY };

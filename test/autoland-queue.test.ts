@@ -121,9 +121,9 @@ describe('the landing queue', () => {
   });
 
   it('builds each batch on the one below, and lands only a batch on the tip once it passed', () => {
-    const { state, effects } = run(enqueued(1, 2, 3, 4, 5, 6, 7, 8));
-    // The failure rate a new queue assumes (3%) gives batches of 4; the window starts at 2.
-    expect(builds(effects)).toEqual([{ batch: 1, onto: 'base', prs: [1, 2, 3, 4] }]);
+    const { state, effects } = run(enqueued(1, 2, 3, 4, 5, 6));
+    // The failure rate a new queue assumes (3%) gives batches of 3; the window starts at 2.
+    expect(builds(effects)).toEqual([{ batch: 1, onto: 'base', prs: [1, 2, 3] }]);
     expect(state.batches.map((b) => [b.id, b.parent])).toEqual([
       [1, null],
       [2, 1],
@@ -136,7 +136,7 @@ describe('the landing queue', () => {
       ],
       state,
     );
-    expect(builds(next.effects)).toEqual([{ batch: 2, onto: 's1', prs: [5, 6, 7, 8] }]);
+    expect(builds(next.effects)).toEqual([{ batch: 2, onto: 's1', prs: [4, 5, 6] }]);
     expect(kinds(next.effects)).not.toContain('land');
     const landed = run(
       [
@@ -149,19 +149,14 @@ describe('the landing queue', () => {
       kind: 'land',
       batch: 1,
       stagingSha: 's1',
-      prs: [1, 2, 3, 4],
+      prs: [1, 2, 3],
     });
-    expect(landed.effects).toContainEqual({
-      kind: 'landed',
-      batch: 1,
-      prs: [1, 2, 3, 4],
-      sha: 's1',
-    });
+    expect(landed.effects).toContainEqual({ kind: 'landed', batch: 1, prs: [1, 2, 3], sha: 's1' });
     expect(landed.effects).toContainEqual({
       kind: 'land',
       batch: 2,
       stagingSha: 's2',
-      prs: [5, 6, 7, 8],
+      prs: [4, 5, 6],
     });
     expect(landed.state.baseSha).toBe('s1');
   });
@@ -318,15 +313,15 @@ describe('the landing queue', () => {
   });
 
   it('takes a pull request out on dequeue, whether waiting or in a batch', () => {
-    const { state } = run(enqueued(1, 2, 3, 4, 5, 6, 7, 8, 9, 10));
-    // Eight pull requests are ahead of it, in batches.
-    expect(positionOf(state, 9)).toEqual({ kind: 'waiting', place: 8 });
-    expect(positionOf(state, 6)).toMatchObject({ kind: 'batch', index: 1 });
-    const waiting = run([{ type: 'dequeue', pr: 9, reason: 'a new push' }], state);
-    expect(waiting.effects).toEqual([{ kind: 'dequeued', pr: 9, reason: 'a new push' }]);
+    const { state } = run(enqueued(1, 2, 3, 4, 5, 6, 7, 8));
+    // Six pull requests are ahead of it, in batches.
+    expect(positionOf(state, 7)).toEqual({ kind: 'waiting', place: 6 });
+    expect(positionOf(state, 5)).toMatchObject({ kind: 'batch', index: 1 });
+    const waiting = run([{ type: 'dequeue', pr: 7, reason: 'a new push' }], state);
+    expect(waiting.effects).toEqual([{ kind: 'dequeued', pr: 7, reason: 'a new push' }]);
     const inBatch = run([{ type: 'dequeue', pr: 2, reason: 'closed' }], waiting.state);
     expect(kinds(inBatch.effects)).toEqual(['cancel', 'cancel', 'dequeued', 'build']);
-    expect(builds(inBatch.effects)).toEqual([{ batch: 3, onto: 'base', prs: [1, 3, 4, 5] }]);
+    expect(builds(inBatch.effects)).toEqual([{ batch: 3, onto: 'base', prs: [1, 3, 4] }]);
     expect(positionOf(inBatch.state, 2)).toBeUndefined();
     // Unknown pull requests and duplicates change nothing.
     expect(run([{ type: 'dequeue', pr: 99, reason: 'x' }], inBatch.state).effects).toEqual([]);
@@ -422,10 +417,11 @@ describe('the landing queue', () => {
     expect(state.batches.map((b) => b.prs.map((p) => p.number))).toEqual([[1], [2]]);
   });
 
-  it('sizes batches about 1/(1.6√p) within the bounds', () => {
+  it('sizes batches about 1/(1.8√p) within the bounds', () => {
     expect(batchSize(0, config)).toBe(4);
-    expect(batchSize(0.03, config)).toBe(4);
-    expect(batchSize(0.05, config)).toBe(3);
+    expect(batchSize(0.02, config)).toBe(4);
+    expect(batchSize(0.03, config)).toBe(3);
+    expect(batchSize(0.05, config)).toBe(2);
     expect(batchSize(0.1, config)).toBe(2);
     expect(batchSize(0.3, config)).toBe(1);
     expect(batchSize(1, { ...config, minBatch: 2 })).toBe(2);

@@ -29,7 +29,7 @@
  *
  * Throughput:
  * - Batch size follows the observed failure rate p (an average over recent
- *   pull requests): about 1/(1.6√p) pull requests, within the configured
+ *   pull requests): about 1/(1.8√p) pull requests, within the configured
  *   bounds (smaller than the classic 1/√p: a failure also costs the
  *   batches above it).
  * - The window (batches in test at once) starts at 2 and grows by one when
@@ -199,12 +199,12 @@ export function initialQueue(
 }
 
 /**
- * About 1/(1.6√p) pull requests a batch, within the bounds: fewer than the
+ * About 1/(1.8√p) pull requests a batch, within the bounds: fewer than the
  * classic 1/√p, because the queue keeps order, so a failed batch also
  * costs the batches tested on top of it.
  */
 export function batchSize(failureRate: number, config: QueueConfig): number {
-  const ideal = failureRate <= 0 ? config.maxBatch : Math.round(1 / (1.6 * Math.sqrt(failureRate)));
+  const ideal = failureRate <= 0 ? config.maxBatch : Math.round(1 / (1.8 * Math.sqrt(failureRate)));
   return Math.max(config.minBatch, Math.min(config.maxBatch, ideal));
 }
 
