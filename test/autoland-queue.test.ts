@@ -26,11 +26,15 @@ const pr = (number: number, options: Partial<QueuedPr> = {}): QueuedPr => ({
 });
 
 /** Applies events in turn, keeping every effect. */
-function run(events: QueueEvent[], start: QueueState = initialQueue('base', config)) {
+function run(
+  events: QueueEvent[],
+  start: QueueState = initialQueue('base'),
+  using: QueueConfig = config,
+) {
   let state = start;
   const effects: Effect[] = [];
   for (const event of events) {
-    const next = step(state, event, config);
+    const next = step(state, event, using);
     state = next.state;
     effects.push(...next.effects);
   }
@@ -121,9 +125,9 @@ describe('the landing queue', () => {
   });
 
   it('builds each batch on the one below, and lands only a batch on the tip once it passed', () => {
-    const { state, effects } = run(enqueued(1, 2, 3, 4, 5, 6));
-    // The failure rate a new queue assumes (3%) gives batches of 3; the window starts at 2.
-    expect(builds(effects)).toEqual([{ batch: 1, onto: 'base', prs: [1, 2, 3] }]);
+    const { state, effects } = run(enqueued(1, 2, 3, 4));
+    // The failure rate a new queue assumes (3%) gives pairs.
+    expect(builds(effects)).toEqual([{ batch: 1, onto: 'base', prs: [1, 2] }]);
     expect(state.batches.map((b) => [b.id, b.parent])).toEqual([
       [1, null],
       [2, 1],
@@ -136,7 +140,7 @@ describe('the landing queue', () => {
       ],
       state,
     );
-    expect(builds(next.effects)).toEqual([{ batch: 2, onto: 's1', prs: [4, 5, 6] }]);
+    expect(builds(next.effects)).toEqual([{ batch: 2, onto: 's1', prs: [3, 4] }]);
     expect(kinds(next.effects)).not.toContain('land');
     const landed = run(
       [
@@ -149,26 +153,29 @@ describe('the landing queue', () => {
       kind: 'land',
       batch: 1,
       stagingSha: 's1',
-      prs: [1, 2, 3],
+      prs: [1, 2],
     });
-    expect(landed.effects).toContainEqual({ kind: 'landed', batch: 1, prs: [1, 2, 3], sha: 's1' });
+    expect(landed.effects).toContainEqual({ kind: 'landed', batch: 1, prs: [1, 2], sha: 's1' });
     expect(landed.effects).toContainEqual({
       kind: 'land',
       batch: 2,
       stagingSha: 's2',
-      prs: [4, 5, 6],
+      prs: [3, 4],
     });
     expect(landed.state.baseSha).toBe('s1');
   });
 
   it('counts the second half of a failed batch failed without testing it again, and sends it back once the first lands', () => {
-    const { state } = run(enqueued(1, 2, 3));
+    // Triples, one land graph at a time.
+    const triples: QueueConfig = { ...config, minBatch: 3, maxBatch: 3, maxParallel: 1 };
+    const { state } = run(enqueued(1, 2, 3), initialQueue('base'), triples);
     const failing = run(
       [
         { type: 'built', batch: 1, stagingSha: 's1' },
         { type: 'tested', batch: 1, result: 'failure', failures: ['test'] },
       ],
       state,
+      triples,
     );
     // The first half goes on the base; the second on top of it is the failed commit again.
     expect(builds(failing.effects)).toEqual([{ batch: 2, onto: 'base', prs: [1, 2] }]);
@@ -181,6 +188,7 @@ describe('the landing queue', () => {
         { type: 'landed', batch: 2 },
       ],
       failing.state,
+      triples,
     );
     expect(sent.effects).toContainEqual({ kind: 'landed', batch: 2, prs: [1, 2], sha: 'h1' });
     expect(sent.effects).toContainEqual({
@@ -195,8 +203,7 @@ describe('the landing queue', () => {
 
   it('tests both answers to a failure at once, and what comes after on each', () => {
     const narrow: QueueConfig = { ...config, maxBatch: 2, maxParallel: 8 };
-    // A window already grown to its bound.
-    let state = { ...initialQueue('base', narrow), window: 8 };
+    let state = initialQueue('base');
     const go = (events: QueueEvent[]) => {
       const effects: Effect[] = [];
       for (const event of events) {
@@ -206,7 +213,7 @@ describe('the landing queue', () => {
       }
       return effects;
     };
-    go(enqueued(1, 2, 3, 4, 5, 6));
+    go(enqueued(...Array.from({ length: 16 }, (_, i) => i + 1)));
     go([
       { type: 'built', batch: 1, stagingSha: 's1' },
       { type: 'built', batch: 2, stagingSha: 's2' },
@@ -233,21 +240,25 @@ describe('the landing queue', () => {
       state.batches.find(
         (b) => b.prs.map((p) => p.number).join() === prs.join() && b.skips.join() === skips.join(),
       )!.id;
-    // #1 fails alone: it goes back; #2 (tested without it) lands, then #3 and #4 tested on #2.
+    // #1 fails alone, while #2 is in test without it: #1 goes back; #2 lands, then #3 and #4.
     const alone = id([2], [1]);
     const after = state.batches.find((b) => b.parent === alone)!.id;
+    const deepest = Math.max(...state.batches.map((b) => b.prs.at(-1)!.number));
     const effects = go([
       { type: 'built', batch: id([1], []), stagingSha: 'a' },
       { type: 'built', batch: alone, stagingSha: 'b' },
       { type: 'built', batch: after, stagingSha: 'c' },
       { type: 'tested', batch: after, result: 'success' },
-      { type: 'tested', batch: alone, result: 'success' },
       { type: 'tested', batch: id([1], []), result: 'failure', failures: ['test/1'] },
     ]);
-    // #1 was sent back: the guess without it came true, and the queue goes on on top of it.
+    // #1 was sent back: the guess without it came true, and the queue goes on on top of it,
+    // further than while it was one guess of two.
     expect(builds(effects)).toContainEqual({ batch: expect.any(Number), onto: 'c', prs: [5, 6] });
+    expect(deepest).toBeLessThan(11);
+    expect(state.batches.some((b) => b.prs[0]!.number === 11)).toBe(true);
     effects.push(
       ...go([
+        { type: 'tested', batch: alone, result: 'success' },
         { type: 'landed', batch: alone },
         { type: 'landed', batch: after },
       ]),
@@ -263,7 +274,7 @@ describe('the landing queue', () => {
 
   it('calls a failure no test can reproduce flaky, and lands everything', () => {
     const narrow: QueueConfig = { ...config, maxParallel: 8 };
-    let state = initialQueue('base', narrow);
+    let state = initialQueue('base');
     const go = (events: QueueEvent[]) => {
       const effects: Effect[] = [];
       for (const event of events) {
@@ -309,19 +320,26 @@ describe('the landing queue', () => {
       reason: 'it does not merge: src/a.ts',
       failures: [],
     });
-    expect(builds(effects)).toEqual([{ batch: 2, onto: 'base', prs: [1, 3] }]);
+    expect(builds(effects)).toEqual([{ batch: 3, onto: 'base', prs: [1, 3] }]);
   });
 
   it('takes a pull request out on dequeue, whether waiting or in a batch', () => {
-    const { state } = run(enqueued(1, 2, 3, 4, 5, 6, 7, 8));
-    // Six pull requests are ahead of it, in batches.
-    expect(positionOf(state, 7)).toEqual({ kind: 'waiting', place: 6 });
-    expect(positionOf(state, 5)).toMatchObject({ kind: 'batch', index: 1 });
-    const waiting = run([{ type: 'dequeue', pr: 7, reason: 'a new push' }], state);
-    expect(waiting.effects).toEqual([{ kind: 'dequeued', pr: 7, reason: 'a new push' }]);
+    const { state } = run(enqueued(1, 2, 3, 4, 5, 6, 7, 8, 9, 10));
+    // Four pairs in test, one on the other: eight pull requests are ahead of #9.
+    expect(positionOf(state, 9)).toEqual({ kind: 'waiting', place: 8 });
+    expect(positionOf(state, 5)).toMatchObject({ kind: 'batch', index: 2 });
+    const waiting = run([{ type: 'dequeue', pr: 9, reason: 'a new push' }], state);
+    expect(waiting.effects).toEqual([{ kind: 'dequeued', pr: 9, reason: 'a new push' }]);
     const inBatch = run([{ type: 'dequeue', pr: 2, reason: 'closed' }], waiting.state);
-    expect(kinds(inBatch.effects)).toEqual(['cancel', 'cancel', 'dequeued', 'build']);
-    expect(builds(inBatch.effects)).toEqual([{ batch: 3, onto: 'base', prs: [1, 3, 4] }]);
+    expect(kinds(inBatch.effects)).toEqual([
+      'cancel',
+      'cancel',
+      'cancel',
+      'cancel',
+      'dequeued',
+      'build',
+    ]);
+    expect(builds(inBatch.effects)).toEqual([{ batch: 5, onto: 'base', prs: [1, 3] }]);
     expect(positionOf(inBatch.state, 2)).toBeUndefined();
     // Unknown pull requests and duplicates change nothing.
     expect(run([{ type: 'dequeue', pr: 99, reason: 'x' }], inBatch.state).effects).toEqual([]);
@@ -417,13 +435,15 @@ describe('the landing queue', () => {
     expect(state.batches.map((b) => b.prs.map((p) => p.number))).toEqual([[1], [2]]);
   });
 
-  it('sizes batches about 1/(1.8√p) within the bounds', () => {
+  it('sizes batches about 1/(2.6√p), pairs at least until 40% fail, within the bounds', () => {
     expect(batchSize(0, config)).toBe(4);
-    expect(batchSize(0.02, config)).toBe(4);
-    expect(batchSize(0.03, config)).toBe(3);
+    expect(batchSize(0.005, config)).toBe(4);
+    expect(batchSize(0.01, { ...config, maxBatch: 8 })).toBe(4);
+    expect(batchSize(0.02, config)).toBe(3);
     expect(batchSize(0.05, config)).toBe(2);
-    expect(batchSize(0.1, config)).toBe(2);
-    expect(batchSize(0.3, config)).toBe(1);
+    expect(batchSize(0.3, config)).toBe(2);
+    expect(batchSize(0.5, config)).toBe(1);
+    expect(batchSize(0.1, { ...config, maxBatch: 1 })).toBe(1);
     expect(batchSize(1, { ...config, minBatch: 2 })).toBe(2);
   });
 

@@ -20,7 +20,8 @@
  * exactly its staging commit, so every commit on the base branch is one
  * whose graph passed. What was built on another guess is then cancelled.
  *
- * Which batches to test: the likeliest guesses first, within the window.
+ * Which batches to test: the likeliest guesses first, up to `maxParallel`
+ * in test at once, and none less likely than MIN_LIKELIHOOD.
  * A path's likelihood is the chance that every batch on it passes and
  * every pull request it skips fails, from the observed failure rate and
  * what failed batches have shown. With no failure in sight that is a
@@ -29,14 +30,12 @@
  *
  * Throughput:
  * - Batch size follows the observed failure rate p (an average over recent
- *   pull requests): about 1/(1.8√p) pull requests, within the configured
- *   bounds (smaller than the classic 1/√p: a failure also costs the
- *   batches above it).
- * - The window (batches in test at once) starts at 2 and grows by one when
- *   a batch lands, up to `maxParallel`. It does not shrink on a failure:
- *   a speculative guess failing is expected, and a guess less likely than
- *   MIN_LIKELIHOOD is not tested, which keeps the cost down where much
- *   fails.
+ *   pull requests): see batchSize.
+ * - No window grows and shrinks: every guess has a likelihood, and the
+ *   likelihood bound is what stops speculation where much fails (deep
+ *   guesses fall under it as p grows). A window halving on each failure
+ *   expects failures to be rare; here a failing guess is expected, and
+ *   halving cost a third of the throughput at p = 10% (docs/performance.md).
  * - A failed batch of several pull requests is split in halves: the first
  *   is tested again on the failed batch's parent; the second on top of it
  *   is the failed commit itself, so it counts as failed without a test of
@@ -59,7 +58,7 @@
 export type QueueConfig = {
   minBatch: number;
   maxBatch: number;
-  /** Land graphs at once, at most: the window's bound. */
+  /** Land graphs in test at once, at most. */
   maxParallel: number;
   infraRetries: number;
 };
@@ -137,7 +136,6 @@ export type QueueState = {
   /** The tree of staging commits, parents before children. */
   batches: Batch[];
   nextBatchId: number;
-  window: number;
   /** Average failure of recent pull requests, 0 to 1. */
   failureRate: number;
 };
@@ -172,6 +170,8 @@ export type Effect =
 const RATE_WEIGHT = 0.03;
 /** The failure rate a new queue assumes. */
 export const INITIAL_FAILURE_RATE = 0.03;
+/** Batches are at least pairs while fewer than this share of pull requests fail. */
+const PAIRS_UP_TO = 0.4;
 /** A guess less likely than this is not worth a land graph. */
 const MIN_LIKELIHOOD = 0.05;
 /** How likely a pull request that failed alone fails again: flaky failures are rare. */
@@ -179,10 +179,7 @@ const FAILED_ALONE = 0.95;
 /** How likely one half of a failed batch holds the failure, before either is tested. */
 const HALF = 0.5;
 
-export function initialQueue(
-  baseSha: string,
-  config: QueueConfig = DEFAULT_QUEUE_CONFIG,
-): QueueState {
+export function initialQueue(baseSha: string): QueueState {
   return {
     mode: 'running',
     pausedBecause: null,
@@ -193,18 +190,23 @@ export function initialQueue(
     retests: [],
     batches: [],
     nextBatchId: 1,
-    window: Math.min(2, config.maxParallel),
     failureRate: INITIAL_FAILURE_RATE,
   };
 }
 
 /**
- * About 1/(1.8√p) pull requests a batch, within the bounds: fewer than the
- * classic 1/√p, because the queue keeps order, so a failed batch also
- * costs the batches tested on top of it.
+ * How many pull requests a batch takes, within the bounds: about
+ * 1/(2.6√p), fewer than the classic 1/√p because the queue keeps order, so
+ * a failed batch also costs the batches tested on top of it; but two
+ * unless more than PAIRS_UP_TO fail, because a failed pair is explained
+ * about as cheaply as a single (its second half needs no test of its
+ * own). Measured best fixed sizes: 4 at p = 2%, 2 from 5% to 30%.
  */
 export function batchSize(failureRate: number, config: QueueConfig): number {
-  const ideal = failureRate <= 0 ? config.maxBatch : Math.round(1 / (1.8 * Math.sqrt(failureRate)));
+  const ideal =
+    failureRate <= 0
+      ? config.maxBatch
+      : Math.max(failureRate < PAIRS_UP_TO ? 2 : 1, Math.round(1 / (2.6 * Math.sqrt(failureRate))));
   return Math.max(config.minBatch, Math.min(config.maxBatch, ideal));
 }
 
@@ -497,10 +499,10 @@ function advance(draft: Draft) {
     batch.onto = onto;
     draft.effects.push({ kind: 'build', batch: batch.id, onto, prs: numbers(batch.prs) });
   }
-  // The likeliest guesses, while the window allows.
+  // The likeliest guesses, while there is room.
   const inTest = () =>
     state.batches.filter((b) => b.state === 'building' || b.state === 'testing').length;
-  while (inTest() < state.window) {
+  while (inTest() < draft.config.maxParallel) {
     const guess = likeliestGuess(draft);
     if (!guess) break;
     state.queue = state.queue.filter((p) => !guess.taken.includes(p));
@@ -724,7 +726,6 @@ function handle(draft: Draft, event: QueueEvent) {
         draft,
         batch.prs.map(() => 0),
       );
-      state.window = Math.min(config.maxParallel, state.window + 1);
       draft.effects.push({
         kind: 'landed',
         batch: batch.id,

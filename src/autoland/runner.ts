@@ -33,6 +33,7 @@ import { createLoop } from '../lib/loop.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import {
   DEFAULT_QUEUE_CONFIG,
+  batchSize,
   initialQueue,
   positionOf,
   step,
@@ -235,7 +236,7 @@ export function createLandingRunner(deps: LandingDeps) {
       if (!row) {
         if (!options.create) return undefined;
         runner = runnerOf(undefined, options.create.config);
-        state = initialQueue(options.create.baseSha, runner.queue);
+        state = initialQueue(options.create.baseSha);
         row = {
           ...key,
           installationId: options.create.installationId,
@@ -1015,7 +1016,8 @@ export function createLandingRunner(deps: LandingDeps) {
             pausedBecause: state.pausedBecause,
             baseSha: state.baseSha,
             failureRate: Number(state.failureRate.toFixed(3)),
-            window: state.window,
+            batchSize: batchSize(state.failureRate, runnerOf(row.runner).queue),
+            parallel: runnerOf(row.runner).queue.maxParallel,
             batches: state.batches.map((b) => ({
               id: b.id,
               state: b.state,

@@ -58,7 +58,7 @@ export function simulate(scenario: Scenario, config: QueueConfig): Outcome {
   /** Staging commit → the pull requests it holds (and the base's). */
   const contents = new Map<string, number[]>([['base-0', []]]);
   const passedShas = new Set<string>(['base-0']);
-  let state: QueueState = initialQueue('base-0', config);
+  let state: QueueState = initialQueue('base-0');
   let now = 0;
   let shaCounter = 0;
   let ciRuns = 0;
