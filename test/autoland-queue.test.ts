@@ -5,6 +5,7 @@ import {
   batchSize,
   initialQueue,
   positionOf,
+  restoreQueue,
   step,
   type Effect,
   type QueueConfig,
@@ -445,6 +446,51 @@ describe('the landing queue', () => {
     expect(batchSize(0.5, config)).toBe(1);
     expect(batchSize(0.1, { ...config, maxBatch: 1 })).toBe(1);
     expect(batchSize(1, { ...config, minBatch: 2 })).toBe(2);
+  });
+
+  it('reads a queue saved as a chain by an earlier Tower, and lands what was in flight', () => {
+    const batch = (id: number, prs: number[], onto: string, stagingSha: string) => ({
+      id,
+      prs: prs.map((n) => pr(n)),
+      state: 'testing',
+      onto,
+      stagingSha,
+      attempts: 0,
+      failures: [],
+      split: null,
+    });
+    const saved = {
+      mode: 'running',
+      pausedBecause: null,
+      baseSha: 'base',
+      queue: [pr(5)],
+      batches: [batch(1, [1, 2], 'base', 's1'), batch(2, [3, 4], 's1', 's2')],
+      nextBatchId: 3,
+      window: 2,
+      failureRate: 0.03,
+    };
+    const state = restoreQueue(saved);
+    expect(state.line.map((p) => p.number)).toEqual([1, 2, 3, 4]);
+    expect(state.batches.map((b) => [b.id, b.parent])).toEqual([
+      [1, null],
+      [2, 1],
+    ]);
+    const { effects } = run(
+      [
+        { type: 'tested', batch: 2, result: 'success' },
+        { type: 'tested', batch: 1, result: 'success' },
+        { type: 'landed', batch: 1 },
+        { type: 'landed', batch: 2 },
+      ],
+      state,
+    );
+    expect(effects.filter((e) => e.kind === 'landed').map((e) => e.prs)).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
+    // What waited is tested on top of what was in flight.
+    expect(builds(effects)).toContainEqual({ batch: 3, onto: 's2', prs: [5] });
+    expect(restoreQueue(state)).toBe(state);
   });
 
   it('simulates the same run from the same seed', () => {

@@ -195,6 +195,38 @@ export function initialQueue(baseSha: string): QueueState {
 }
 
 /**
+ * A queue as the database holds it. One saved by an earlier Tower had its
+ * batches in a chain, each on the one before, and no line: it is read as
+ * the same batches in a tree, in the line in their order, so nothing in
+ * flight is lost.
+ */
+export function restoreQueue(saved: unknown): QueueState {
+  const state = saved as QueueState;
+  if (Array.isArray(state.line)) return state;
+  const chain = (state.batches ?? []) as (Omit<Batch, 'parent' | 'skips' | 'retest' | 'inferred'> &
+    Record<string, unknown>)[];
+  const batches: Batch[] = chain.map(({ split: _, ...batch }, index) => ({
+    ...batch,
+    parent: index === 0 ? null : chain[index - 1]!.id,
+    skips: [],
+    retest: null,
+    inferred: false,
+  }));
+  return {
+    mode: state.mode,
+    pausedBecause: state.pausedBecause,
+    baseSha: state.baseSha,
+    queue: state.queue,
+    line: batches.flatMap((b) => b.prs),
+    suspects: [],
+    retests: [],
+    batches,
+    nextBatchId: state.nextBatchId,
+    failureRate: state.failureRate,
+  };
+}
+
+/**
  * How many pull requests a batch takes, within the bounds: about
  * 1/(2.6√p), fewer than the classic 1/√p because the queue keeps order, so
  * a failed batch also costs the batches tested on top of it; but two

@@ -36,6 +36,7 @@ import {
   batchSize,
   initialQueue,
   positionOf,
+  restoreQueue,
   step,
   type Effect,
   type QueueConfig,
@@ -246,7 +247,7 @@ export function createLandingRunner(deps: LandingDeps) {
         };
       } else {
         runner = runnerOf(row.runner, options.create?.config);
-        state = row.state as QueueState;
+        state = restoreQueue(row.state);
       }
       options.mutate?.(runner, state);
       const effects: Effect[] = [];
@@ -414,7 +415,7 @@ export function createLandingRunner(deps: LandingDeps) {
     effect: Extract<Effect, { kind: 'build' }>,
   ) {
     const repo = refOf(row);
-    const state = ((await store.queue(key))?.state ?? row.state) as QueueState;
+    const state = restoreQueue((await store.queue(key))?.state ?? row.state);
     const batch = state.batches.find((b) => b.id === effect.batch);
     if (!batch || batch.state !== 'building') return;
     const prs = batch.prs;
@@ -632,7 +633,7 @@ export function createLandingRunner(deps: LandingDeps) {
   async function lookAtTests(key: QueueKey): Promise<void> {
     const row = await store.queue(key);
     if (!row) return;
-    const state = row.state as QueueState;
+    const state = restoreQueue(row.state);
     const runner = runnerOf(row.runner);
     const testing = state.batches.filter((b) => b.state === 'testing').map((b) => b.id);
     const events: QueueEvent[] = [];
@@ -678,7 +679,7 @@ export function createLandingRunner(deps: LandingDeps) {
   async function reconcile(key: QueueKey): Promise<void> {
     const row = await store.queue(key);
     if (!row) return;
-    const state = row.state as QueueState;
+    const state = restoreQueue(row.state);
     if (state.mode === 'paused') return;
     const runner = runnerOf(row.runner);
     const due: Work[] = [];
@@ -718,7 +719,7 @@ export function createLandingRunner(deps: LandingDeps) {
   async function syncChecks(key: QueueKey): Promise<number> {
     const row = await store.queue(key);
     if (!row) return 0;
-    const state = row.state as QueueState;
+    const state = restoreQueue(row.state);
     let sent = 0;
     for (const entry of await store.liveEntries(key)) {
       const fields = landCheck(row, state, entry);
@@ -915,7 +916,7 @@ export function createLandingRunner(deps: LandingDeps) {
           },
         },
       );
-      const state = (await store.queue(key))!.state as QueueState;
+      const state = restoreQueue((await store.queue(key))!.state);
       const at = positionOf(state, input.number);
       const where =
         at?.kind === 'waiting'
@@ -959,7 +960,8 @@ export function createLandingRunner(deps: LandingDeps) {
       if (input.change === 'pushed' && entry.headSha === input.headSha) return;
       const key = { repositoryId: input.repositoryId, baseBranch: entry.baseBranch };
       if (input.change === 'merged') {
-        const state = (await store.queue(key))?.state as QueueState | undefined;
+        const saved = (await store.queue(key))?.state;
+        const state = saved === undefined ? undefined : restoreQueue(saved);
         const at = state && positionOf(state, input.number);
         if (at?.kind === 'batch' && at.batch.state === 'landing') return;
       }
@@ -1000,7 +1002,7 @@ export function createLandingRunner(deps: LandingDeps) {
       const queues = await store.queuesOf(repositoryId);
       const views = await Promise.all(
         queues.map(async (row) => {
-          const state = row.state as QueueState;
+          const state = restoreQueue(row.state);
           // Every pull request still queued, and the latest 200 outcomes.
           const key = { repositoryId, baseBranch: row.baseBranch };
           const byId = new Map<number, LandingEntry>();
