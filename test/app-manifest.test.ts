@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { TOWER_APP_EVENTS } from '../src/sandbox/simulator.js';
 
 /**
  * GitHub's manifest flow, as documented: the parameters it takes, the
@@ -46,6 +47,7 @@ const Manifest = z.strictObject({
 const eventPermissions: Record<string, string[]> = {
   push: ['contents'],
   pull_request: ['pull_requests'],
+  pull_request_review: ['pull_requests'],
   issue_comment: ['issues', 'pull_requests'],
   check_run: ['checks'],
   check_suite: ['checks'],
@@ -73,6 +75,7 @@ describe('app.yml', async () => {
     const needed = [
       'push',
       'pull_request',
+      'pull_request_review',
       'issue_comment',
       'check_run',
       'check_suite',
@@ -81,6 +84,10 @@ describe('app.yml', async () => {
     const received = [...manifest.default_events, ...alwaysDelivered];
     expect(received.sort()).toEqual([...needed].sort());
     for (const event of alwaysDelivered) expect(manifest.default_events).not.toContain(event);
+  });
+
+  it("is what the simulator's Tower app subscribes to", () => {
+    expect([...manifest.default_events].sort()).toEqual([...TOWER_APP_EVENTS].sort());
   });
 
   it('holds the permission each subscribed event needs', () => {

@@ -308,7 +308,7 @@ describe.each(backends())('the landing queue on $name', (backend) => {
     expect((await filesAt(tip)).has('one.txt')).toBe(true);
   }, 120_000);
 
-  it('takes a pull request out when it is pushed to, and when it is closed', async () => {
+  it('takes a pull request out when it is pushed to, closed, or made a draft', async () => {
     const { sim, repository } = gt.s;
     const branch = await newBase();
     const pushed = await openPullRequest(branch, 'pushed');
@@ -332,6 +332,17 @@ describe.each(backends())('the landing queue on $name', (backend) => {
       reason: 'it was closed',
     });
     expect(landingComment(pushed).at(-1)).toContain('↩️ Taken out of the landing queue');
+    // Made a draft, heard from its webhook (paused: no staging build looks first).
+    await say(pushed, 'ada', '/tower queue pause');
+    const drafted = await openPullRequest(branch, 'drafted');
+    await say(drafted, 'alice', '/tower land');
+    await sim.convertToDraft(drafted, 'alice');
+    await gt.settle();
+    expect(await entryOf(branch, drafted)).toMatchObject({
+      state: 'dequeued',
+      reason: 'it was made a draft',
+    });
+    await say(pushed, 'ada', '/tower queue resume');
     await runQueue();
     // Nothing landed: the base is where it was, and no staging branch is left.
     const queue = await queueOf(branch);
@@ -438,18 +449,36 @@ describe.each(backends())('the landing queue on $name', (backend) => {
     await sim.addLabel(pr, 'ready-to-land', 'alice');
     await gt.settle();
     expect(replies(pr).at(-1)).toContain('✅ The `ready-to-land` label: queued to land on');
-    // Changes requested after queueing: it leaves the queue before its staging commit is built.
+    // Reviews after queueing take a pull request out at once, from their webhooks: the queue
+    // is paused, so no staging commit is built that would check the reviews again.
     await say(pr, 'ada', '/tower queue pause');
     const other = await openPullRequest(branch, 'other');
     await say(other, 'alice', '/tower land');
     await sim.review(other, { author: 'rita', state: 'CHANGES_REQUESTED' });
-    await say(pr, 'ada', '/tower queue resume');
-    await runQueue();
-    expect((await entryOf(branch, pr))?.state).toBe('landed');
+    await gt.settle();
     expect(await entryOf(branch, other)).toMatchObject({
       state: 'dequeued',
       reason: 'changes are requested by @rita',
     });
+    const third = await openPullRequest(branch, 'third');
+    await say(third, 'alice', '/tower land');
+    expect((await entryOf(branch, third))?.state).toBe('queued');
+    const approval = sim.state.reviews.find(
+      (r) => r.repositoryId === third.repositoryId && r.pullNumber === third.number,
+    )!;
+    await sim.dismissReview(third, approval, 'ada');
+    await gt.settle();
+    expect(await entryOf(branch, third)).toMatchObject({
+      state: 'dequeued',
+      reason: 'it needs 1 approving review and has 0',
+    });
+    // A comment review changes nothing.
+    await sim.review(pr, { author: 'rita', state: 'COMMENTED', body: 'nit' });
+    await gt.settle();
+    expect((await entryOf(branch, pr))?.state).toBe('queued');
+    await say(pr, 'ada', '/tower queue resume');
+    await runQueue();
+    expect((await entryOf(branch, pr))?.state).toBe('landed');
   }, 120_000);
 
   it('lands squash and rebase pull requests as new commits, and closes them naming the commit', async () => {

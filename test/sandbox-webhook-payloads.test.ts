@@ -8,6 +8,7 @@ import type {
   SimInstallation,
   SimLabel,
   SimPullRequest,
+  SimReview,
   SimRepository,
   SimUrls,
 } from '../src/sandbox/model.js';
@@ -19,6 +20,7 @@ import {
   installationRepositoriesPayload,
   issueCommentPayload,
   pullRequestPayload,
+  pullRequestReviewPayload,
   pushPayload,
   type RepoContext,
   type WebhookEvent,
@@ -432,6 +434,65 @@ describe('pull_request', () => {
         head: { repo: { full_name: 'acme/widgets', fork: false, clone_url: ctx.cloneUrl } },
       },
     });
+  });
+});
+
+describe('pull_request_review', () => {
+  const review = (state: SimReview['state'], body = 'Looks good'): SimReview => ({
+    id: 1501,
+    nodeId: 'PRR_1501',
+    repositoryId: widgets.id,
+    pullNumber: 42,
+    user: bob,
+    body,
+    state,
+    commitId: pull().head.sha,
+    submittedAt: t1,
+  });
+  it.each([
+    ['submitted', 'APPROVED', 'approved'],
+    ['submitted', 'CHANGES_REQUESTED', 'changes_requested'],
+    ['dismissed', 'DISMISSED', 'dismissed'],
+  ] as const)('%s (%s) is valid and reflects the review', (action, state, shown) => {
+    const event = pullRequestReviewPayload({
+      ...ctx,
+      action,
+      pullRequest: pull(),
+      headRepository: widgets,
+      labels: [],
+      review: review(state),
+    });
+    expect(event.name).toBe('pull_request_review');
+    expectRepoEvent(event);
+    expect(event.payload).toMatchObject({
+      action,
+      review: {
+        id: 1501,
+        node_id: 'PRR_1501',
+        state: shown,
+        body: 'Looks good',
+        user: { login: 'bob' },
+        submitted_at: '2024-03-01T10:05:00Z',
+        html_url: `${urls.web}/acme/widgets/pull/42#pullrequestreview-1501`,
+        pull_request_url: `${urls.api}/repos/acme/widgets/pulls/42`,
+      },
+      pull_request: { number: 42, url: `${urls.api}/repos/acme/widgets/pulls/42` },
+    });
+    // The short form of a pull request: no counts.
+    expect(event.payload.pull_request).not.toHaveProperty('commits');
+  });
+
+  it('gives an empty review body as null, as GitHub does', () => {
+    const event = pullRequestReviewPayload({
+      ...ctx,
+      action: 'submitted',
+      pullRequest: pull(),
+      headRepository: widgets,
+      labels: [],
+      review: review('APPROVED', ''),
+    });
+    expectRepoEvent(event);
+    expect((event.payload.review as { body: unknown }).body).toBeNull();
   });
 });
 

@@ -78,6 +78,10 @@ describe('simulator webhooks into Tower', () => {
     });
     await sim.addLabel(pr, 'land', 'alice');
     await sim.comment(repository, pr.number, { body: '/tower retrigger build', author: 'bob' });
+    // pull_request_review (submitted, dismissed), pull_request (converted_to_draft)
+    const review = await sim.review(pr, { author: 'bob', state: 'APPROVED', body: 'Looks good' });
+    await sim.dismissReview(pr, review, 'alice');
+    await sim.convertToDraft(pr, 'alice');
     await sim.closePullRequest(pr, 'alice');
     await sim.reopenPullRequest(pr, 'alice');
 
@@ -117,10 +121,13 @@ describe('simulator webhooks into Tower', () => {
         'installation_repositories.removed',
         'issue_comment.created',
         'pull_request.closed',
+        'pull_request.converted_to_draft',
         'pull_request.labeled',
         'pull_request.opened',
         'pull_request.reopened',
         'pull_request.synchronize',
+        'pull_request_review.dismissed',
+        'pull_request_review.submitted',
         'push',
       ].sort(),
     );
@@ -169,5 +176,22 @@ describe('simulator webhooks into Tower', () => {
     });
     await sim.install(app, 'acme', [], 'acme-admin');
     expect(sim.deliveries.at(-1)).toMatchObject({ appId: app.id, status: 401 });
+  });
+
+  it('sends an app only the events it subscribed to, and installation events to all', async () => {
+    const { sim, repository } = s;
+    const { app } = sim.createApp({ name: 'Pushes only', events: ['push'] });
+    const installation = await sim.install(app, 'acme', [repository], 'acme-admin');
+    await sim.push(repository, { branch: 'quiet', files: { 'q.txt': 'q\n' }, author: 'alice' });
+    const pr = await sim.openPullRequest(repository, {
+      head: 'quiet',
+      title: 'Quiet',
+      author: 'alice',
+    });
+    await sim.review(pr, { author: 'bob', state: 'APPROVED' });
+    await sim.settled();
+    const events = sim.deliveries.filter((d) => d.appId === app.id).map((d) => d.event);
+    expect(events).toEqual(['installation', 'push']);
+    expect(installation.appId).toBe(app.id);
   });
 });

@@ -974,6 +974,21 @@ export function createLandingRunner(deps: LandingDeps) {
       await apply(key, [{ type: 'dequeue', pr: input.number, reason }]);
     },
 
+    /**
+     * A review was submitted or dismissed: if the pull request is queued and
+     * its reviews no longer allow landing, it leaves the queue saying why.
+     */
+    async reviewed(input: RepoRef & { repositoryId: number; number: number }) {
+      const entry = await store.entry(input.repositoryId, input.number);
+      if (!entry || (entry.state !== 'queued' && entry.state !== 'testing')) return;
+      const key = { repositoryId: input.repositoryId, baseBranch: entry.baseBranch };
+      const row = await store.queue(key);
+      if (!row) return;
+      const { approvals } = runnerOf(row.runner);
+      const problem = approvalProblem(await github.reviews(input, input.number), approvals);
+      if (problem) await apply(key, [{ type: 'dequeue', pr: input.number, reason: problem }]);
+    },
+
     /** A push to a base branch: if the queue did not make it, staging is built again on the new tip. */
     async baseMoved(key: QueueKey, sha: string) {
       const row = await store.queue(key);

@@ -25,6 +25,7 @@ import {
   CheckSuitePayload,
   IssueCommentPayload,
   PullRequestPayload,
+  PullRequestReviewPayload,
   PushPayload,
   parsePayload,
 } from './payloads.js';
@@ -53,7 +54,10 @@ export type GitHubHandlerDeps = {
     'createGraph' | 'cancel' | 'retrigger' | 'activate' | 'approve' | 'graphStatus'
   >;
   /** The landing queue; absent, landing commands are answered that there is none. */
-  landing?: Pick<LandingRunner, 'land' | 'unland' | 'pullRequestChanged' | 'baseMoved' | 'setMode'>;
+  landing?: Pick<
+    LandingRunner,
+    'land' | 'unland' | 'pullRequestChanged' | 'reviewed' | 'baseMoved' | 'setMode'
+  >;
   /** New or reopened reports: the check publisher looks now. */
   onReports: () => void;
   /** Queued comments: the comment sender looks now. */
@@ -641,6 +645,21 @@ export async function onCheckSuite(
   deps.onReports();
 }
 
+/**
+ * A review submitted or dismissed: a queued pull request whose approval it
+ * took away, or on which changes are now requested, leaves the queue.
+ */
+async function onPullRequestReview(
+  deps: GitHubHandlerDeps,
+  payload: PullRequestReviewPayload,
+): Promise<void> {
+  await deps.landing?.reviewed({
+    ...refOf(payload.repository, payload.installation.id),
+    repositoryId: payload.repository.id,
+    number: payload.pull_request.number,
+  });
+}
+
 /** Registers the handlers on Probot: each parses its payload, then calls the domain. */
 export function registerEventHandlers(app: Probot, deps: GitHubHandlerDeps): void {
   app.on('push', async ({ payload }) => onPush(deps, parsePayload(PushPayload, 'push', payload)));
@@ -651,10 +670,17 @@ export function registerEventHandlers(app: Probot, deps: GitHubHandlerDeps): voi
       'pull_request.reopened',
       'pull_request.closed',
       'pull_request.ready_for_review',
+      'pull_request.converted_to_draft',
       'pull_request.labeled',
     ],
     async ({ payload, id }) =>
       onPullRequest(deps, parsePayload(PullRequestPayload, 'pull_request', payload), id),
+  );
+  app.on(['pull_request_review.submitted', 'pull_request_review.dismissed'], async ({ payload }) =>
+    onPullRequestReview(
+      deps,
+      parsePayload(PullRequestReviewPayload, 'pull_request_review', payload),
+    ),
   );
   app.on('issue_comment.created', async ({ payload }) =>
     onIssueComment(deps, parsePayload(IssueCommentPayload, 'issue_comment', payload)),

@@ -56,6 +56,16 @@ export const PullRequestPayload = z.object({
 });
 export type PullRequestPayload = z.infer<typeof PullRequestPayload>;
 
+export const PullRequestReviewPayload = z.object({
+  action: z.string(),
+  review: z.object({ state: z.string(), user: User.nullable() }),
+  pull_request: z.object({ number: z.number().int() }),
+  repository: Repository,
+  installation: Installation,
+  sender: User,
+});
+export type PullRequestReviewPayload = z.infer<typeof PullRequestReviewPayload>;
+
 export const IssueCommentPayload = z.object({
   action: z.string(),
   issue: z.object({

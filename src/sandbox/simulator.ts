@@ -38,6 +38,7 @@ import {
   installationRepositoriesPayload,
   issueCommentPayload,
   pullRequestPayload,
+  pullRequestReviewPayload,
   pushPayload,
   type WebhookEvent,
 } from './webhook-payloads.js';
@@ -80,6 +81,18 @@ export type PushInput = {
   parent?: string;
   force?: boolean;
 };
+
+/** The events Tower's app.yml subscribes to: what the simulator's Tower app receives. */
+export const TOWER_APP_EVENTS = [
+  'push',
+  'pull_request',
+  'pull_request_review',
+  'issue_comment',
+  'check_run',
+  'check_suite',
+] as const;
+/** Sent to every app, subscribed or not. */
+const ALWAYS_DELIVERED = ['installation', 'installation_repositories'];
 
 export class GitHubSimulator {
   readonly state = new SimState();
@@ -170,6 +183,8 @@ export class GitHubSimulator {
     webhookUrl?: string;
     webhookSecret?: string;
     privateKey?: string;
+    /** The events it subscribes to; Tower's app.yml's by default. */
+    events?: readonly string[];
   }): { app: SimApp; privateKey: string } {
     const privateKey =
       input.privateKey ??
@@ -196,7 +211,7 @@ export class GitHubSimulator {
         metadata: 'read',
         members: 'read',
       },
-      events: ['push', 'pull_request', 'issue_comment', 'check_run', 'check_suite'],
+      events: [...(input.events ?? TOWER_APP_EVENTS)],
       createdAt: now,
       updatedAt: now,
     };
@@ -592,6 +607,12 @@ export class GitHubSimulator {
     await this.emitPullRequest(pr, 'closed', this.state.ensureAccount(by));
   }
 
+  /** "Convert to draft" on the pull request page. */
+  async convertToDraft(pr: SimPullRequest, by: string): Promise<void> {
+    Object.assign(pr, { draft: true, updatedAt: this.clock.now() });
+    await this.emitPullRequest(pr, 'converted_to_draft', this.state.ensureAccount(by));
+  }
+
   async reopenPullRequest(pr: SimPullRequest, by: string): Promise<void> {
     Object.assign(pr, { state: 'open', closedAt: undefined, updatedAt: this.clock.now() });
     await this.emitPullRequest(pr, 'reopened', this.state.ensureAccount(by));
@@ -636,7 +657,7 @@ export class GitHubSimulator {
 
   async emitPullRequest(
     pr: SimPullRequest,
-    action: 'opened' | 'synchronize' | 'reopened' | 'closed' | 'labeled',
+    action: 'opened' | 'synchronize' | 'reopened' | 'closed' | 'labeled' | 'converted_to_draft',
     sender: SimAccount,
     extra: {
       before?: string;
@@ -755,7 +776,37 @@ export class GitHubSimulator {
       submittedAt: this.clock.now(),
     };
     this.state.reviews.push(review);
+    if (review.state !== 'PENDING') await this.#emitReview(pr, review, 'submitted', review.user);
     return review;
+  }
+
+  /** A maintainer dismisses a review, as the pull request page's "Dismiss review" does. */
+  async dismissReview(pr: SimPullRequest, review: SimReview, by: string): Promise<void> {
+    review.state = 'DISMISSED';
+    await this.#emitReview(pr, review, 'dismissed', this.state.ensureAccount(by, 'User'));
+  }
+
+  async #emitReview(
+    pr: SimPullRequest,
+    review: SimReview,
+    action: 'submitted' | 'dismissed',
+    sender: SimAccount,
+  ): Promise<void> {
+    const repository = this.state.repositories.get(pr.repositoryId)!;
+    const headRepository = this.state.repositories.get(pr.head.repositoryId)!;
+    await this.#toInstallations(
+      repository,
+      (context) =>
+        pullRequestReviewPayload({
+          ...context,
+          action,
+          pullRequest: pr,
+          headRepository,
+          labels: this.state.labelsOf(pr),
+          review,
+        }),
+      sender,
+    );
   }
 
   // ---- checks: buttons people click -----------------------------------------------
@@ -915,6 +966,8 @@ export class GitHubSimulator {
    * it is recorded as a violation.
    */
   async deliver(app: SimApp, event: WebhookEvent, deliveryId?: string): Promise<void> {
+    // GitHub sends an app only the events it subscribed to, and these to every app.
+    if (!ALWAYS_DELIVERED.includes(event.name) && !app.events.includes(event.name)) return;
     const action = typeof event.payload.action === 'string' ? event.payload.action : undefined;
     const where = action ? `${event.name}.${action}` : event.name;
     const problems = checkWebhook(event);

@@ -19,6 +19,7 @@ import type {
   SimInstallation,
   SimLabel,
   SimPullRequest,
+  SimReview,
   SimRepository,
   SimUrls,
 } from './model.js';
@@ -610,7 +611,14 @@ export function pushPayload(
 
 export function pullRequestPayload(
   ctx: RepoContext & {
-    action: 'opened' | 'synchronize' | 'reopened' | 'closed' | 'labeled' | 'edited';
+    action:
+      | 'opened'
+      | 'synchronize'
+      | 'reopened'
+      | 'closed'
+      | 'labeled'
+      | 'edited'
+      | 'converted_to_draft';
     pullRequest: SimPullRequest;
     headRepository: SimRepository;
     /** Clone URL of a fork head; defaults to the simulator's web URL + .git. */
@@ -647,6 +655,51 @@ export function pullRequestPayload(
       ctx.action === 'labeled' && ctx.label
         ? label(ctx.label, ctx.repository, ctx.urls)
         : undefined,
+    ...repoEnvelope(base, ctx),
+  });
+}
+
+export function pullRequestReviewPayload(
+  ctx: RepoContext & {
+    action: 'submitted' | 'dismissed';
+    pullRequest: SimPullRequest;
+    headRepository: SimRepository;
+    labels: SimLabel[];
+    review: SimReview;
+  },
+): WebhookEvent {
+  const base = example('pull_request_review', ctx.action);
+  const { pullRequest: pr, review: rv, repository: r, urls } = ctx;
+  const u = prUrls(r, pr.number, urls);
+  // A review's pull request is the short form: the example's fields, none of the counts.
+  const template = obj(base.pull_request);
+  const full = pullRequestObject(template, {
+    ...ctx,
+    mergeable: null,
+    commits: 0,
+    additions: 0,
+    deletions: 0,
+    changedFiles: 0,
+  });
+  const pullRequest = Object.fromEntries(Object.entries(full).filter(([k]) => k in template));
+  const review = obj(base.review);
+  const html = `${u.html}#pullrequestreview-${rv.id}`;
+  return event('pull_request_review', {
+    action: ctx.action,
+    review: override(review, {
+      id: rv.id,
+      node_id: rv.nodeId,
+      user: user(obj(review.user), rv.user, urls),
+      body: rv.body === '' ? null : rv.body,
+      commit_id: rv.commitId,
+      submitted_at: rv.submittedAt ? iso(rv.submittedAt) : undefined,
+      state: rv.state.toLowerCase(),
+      html_url: html,
+      pull_request_url: u.url,
+      author_association: authorAssociation(rv.user, r),
+      _links: { html: { href: html }, pull_request: { href: u.url } },
+    }),
+    pull_request: pullRequest,
     ...repoEnvelope(base, ctx),
   });
 }
