@@ -324,6 +324,44 @@ describe('the landing queue', () => {
     expect(builds(effects)).toEqual([{ batch: 3, onto: 'base', prs: [1, 3] }]);
   });
 
+  it('sends no one back for a conflict on a guess, and builds it again once it is on what landed', () => {
+    const { state } = run(enqueued(1, 2, 3, 4));
+    const guessed = run(
+      [
+        { type: 'built', batch: 1, stagingSha: 's1' },
+        // #4 does not merge onto #1 and #2, which have not landed yet.
+        { type: 'conflict', batch: 2, prs: [4], detail: 'src/a.ts' },
+      ],
+      state,
+    );
+    expect(kinds(guessed.effects)).not.toContain('sent-back');
+    expect(guessed.state.batches.find((b) => b.id === 2)).toMatchObject({
+      state: 'failed',
+      conflict: 'src/a.ts',
+    });
+    // The guesses go on without #4.
+    expect(builds(guessed.effects)).toContainEqual({
+      batch: expect.any(Number),
+      onto: 's1',
+      prs: [3],
+    });
+    const landed = run(
+      [
+        { type: 'tested', batch: 1, result: 'success' },
+        { type: 'landed', batch: 1 },
+      ],
+      guessed.state,
+    );
+    expect(builds(landed.effects)).toContainEqual({ batch: 2, onto: 's1', prs: [3, 4] });
+    const sent = run([{ type: 'conflict', batch: 2, prs: [4], detail: 'src/a.ts' }], landed.state);
+    expect(sent.effects).toContainEqual({
+      kind: 'sent-back',
+      pr: 4,
+      reason: 'it does not merge: src/a.ts',
+      failures: [],
+    });
+  });
+
   it('takes a pull request out on dequeue, whether waiting or in a batch', () => {
     const { state } = run(enqueued(1, 2, 3, 4, 5, 6, 7, 8, 9, 10));
     // Four pairs in test, one on the other: eight pull requests are ahead of #9.

@@ -103,6 +103,12 @@ export type Batch = {
   retest: Retest | null;
   /** Failed without a test of its own: its commit is the failed batch's, tested already. */
   inferred: boolean;
+  /**
+   * A pull request did not merge onto a guess that has not come true: no
+   * one is sent back for a guess. It is built again once it is on what
+   * landed, and a conflict then sends the pull request back.
+   */
+  conflict?: string;
 };
 
 /**
@@ -503,6 +509,12 @@ function advance(draft: Draft) {
   for (;;) {
     const batch = state.batches.find((b) => b.state === 'failed' && onTruth(state, b));
     if (!batch) break;
+    if (batch.conflict !== undefined) {
+      // It did not merge on a guess; now it is on what landed, it is built again to tell.
+      delete batch.conflict;
+      Object.assign(batch, { state: 'building', onto: null, stagingSha: null });
+      continue;
+    }
     const [only] = batch.prs;
     const group = only && state.suspects.find((g) => g.prs.includes(only.number));
     if (batch.inferred && batch.prs.length === 1 && group?.passedAlone) {
@@ -697,6 +709,17 @@ function handle(draft: Draft, event: QueueEvent) {
     case 'conflict': {
       const batch = find(event.batch);
       if (!batch || batch.state !== 'building') return;
+      if (!onTruth(state, batch)) {
+        cancel(draft, subtree(state, batch.id).slice(1));
+        Object.assign(batch, { state: 'failed', conflict: event.detail });
+        // Guesses go on without them, in case the conflict is real.
+        const failure: Retest = { of: batch.id, prs: event.prs, failures: [] };
+        suspect(
+          draft,
+          event.prs.map((n) => ({ failure, prs: [n], likelihood: FAILED_ALONE })),
+        );
+        return;
+      }
       cancel(draft, subtree(state, batch.id));
       for (const pr of batch.prs.filter((p) => event.prs.includes(p.number))) {
         sendBack(draft, pr.number, `it does not merge: ${event.detail}`, []);
