@@ -312,6 +312,55 @@ describe('the landing queue', () => {
     expect(rest).toContainEqual({ kind: 'flaky', prs: [1, 2], failures: ['lint'] });
   });
 
+  it('waits for the test of a half alone when the other half lands first, then tells flaky from failing', () => {
+    const narrow: QueueConfig = { ...config, maxParallel: 8 };
+    for (const alonePasses of [true, false]) {
+      let state = initialQueue('base');
+      const go = (events: QueueEvent[]) => {
+        const effects: Effect[] = [];
+        for (const event of events) {
+          const next = step(state, event, narrow);
+          state = next.state;
+          effects.push(...next.effects);
+        }
+        return effects;
+      };
+      go(enqueued(1, 2));
+      go([
+        { type: 'built', batch: 1, stagingSha: 's1' },
+        { type: 'tested', batch: 1, result: 'failure', failures: ['lint'] },
+      ]);
+      const first = state.batches.find((b) => b.prs[0]!.number === 1 && b.state === 'building')!;
+      const alone = state.batches.find((b) => b.skips.join() === '1')!;
+      // #1 lands while #2 is still in test without it: that test is kept for its answer.
+      const landed = go([
+        { type: 'built', batch: first.id, stagingSha: 'h1' },
+        { type: 'built', batch: alone.id, stagingSha: 'h2' },
+        { type: 'tested', batch: first.id, result: 'success' },
+        { type: 'landed', batch: first.id },
+      ]);
+      expect(kinds(landed)).not.toContain('sent-back');
+      expect(state.batches.find((b) => b.id === alone.id)).toMatchObject({ evidence: true });
+      const answer = go([
+        alonePasses
+          ? { type: 'tested', batch: alone.id, result: 'success' }
+          : { type: 'tested', batch: alone.id, result: 'failure', failures: ['lint'] },
+      ]);
+      if (alonePasses) {
+        // It passes alone: tested again on what landed, not sent back.
+        expect(kinds(answer)).not.toContain('sent-back');
+        expect(builds(answer)).toContainEqual({ batch: expect.any(Number), onto: 'h1', prs: [2] });
+      } else {
+        expect(answer).toContainEqual({
+          kind: 'sent-back',
+          pr: 2,
+          reason: 'its land graph failed',
+          failures: ['lint'],
+        });
+      }
+    }
+  });
+
   it('drops a pull request that no longer merges, naming the conflict, and builds the rest again', () => {
     const { state } = run(enqueued(1, 2, 3));
     const { effects } = run([{ type: 'conflict', batch: 1, prs: [2], detail: 'src/a.ts' }], state);
@@ -424,6 +473,50 @@ describe('the landing queue', () => {
       reason: expect.stringContaining('infrastructure'),
     });
     expect(stuck.effects.some((e) => e.kind === 'sent-back')).toBe(false);
+    // Resumed, the batch is built and tested afresh (the graphs that could not run are done with).
+    const resumed = run([{ type: 'resume' }], stuck.state);
+    expect(builds(resumed.effects)).toEqual([{ batch: 2, onto: 'base', prs: [1] }]);
+  });
+
+  it('lets a landing finish before taking its pull requests out, and takes them out if it is refused', () => {
+    const { state } = run([...enqueued(1, 2), { type: 'built', batch: 1, stagingSha: 's1' }]);
+    const landing = run([{ type: 'tested', batch: 1, result: 'success' }], state);
+    expect(kinds(landing.effects)).toContain('land');
+    // Closed while the fast-forward is under way: it may have gone through.
+    const closed = run([{ type: 'dequeue', pr: 2, reason: 'it was closed' }], landing.state);
+    expect(closed.effects).toEqual([]);
+    // It did: both landed, as tested.
+    const landed = run([{ type: 'base-moved', sha: 's1' }], closed.state);
+    expect(landed.effects).toContainEqual({ kind: 'landed', batch: 1, prs: [1, 2], sha: 's1' });
+    expect(kinds(landed.effects)).not.toContain('dequeued');
+    // It did not (the base moved first): #2 leaves, #1 is built again on the new tip.
+    const moved = run([{ type: 'base-moved', sha: 'hotfix' }], closed.state);
+    expect(moved.effects).toContainEqual({ kind: 'dequeued', pr: 2, reason: 'it was closed' });
+    expect(builds(moved.effects)).toEqual([{ batch: 2, onto: 'hotfix', prs: [1] }]);
+    // GitHub refused it, the base where it was: the queue pauses saying why, and #2 leaves.
+    const refused = run(
+      [{ type: 'land-refused', batch: 1, reason: 'protected branch' }],
+      closed.state,
+    );
+    expect(refused.state.mode).toBe('paused');
+    expect(refused.state.pausedBecause).toContain('protected branch');
+    expect(refused.effects).toContainEqual({ kind: 'dequeued', pr: 2, reason: 'it was closed' });
+  });
+
+  it('keeps the order of the line when the base moves, and drains what was in it', () => {
+    const { state } = run([
+      { type: 'enqueue', pr: pr(1) },
+      { type: 'enqueue', pr: pr(2, { priority: 5 }) },
+    ]);
+    // #2 has the higher priority but was taken after #1: #1 stays ahead.
+    expect(state.line.map((p) => p.number)).toEqual([1, 2]);
+    const moved = run([{ type: 'base-moved', sha: 'hotfix' }], state);
+    expect(builds(moved.effects)[0]).toMatchObject({ onto: 'hotfix', prs: [1, 2] });
+    expect(moved.state.line.map((p) => p.number)).toEqual([1, 2]);
+    // Draining goes on with what was in the line.
+    const draining = run([{ type: 'drain' }, { type: 'base-moved', sha: 'later' }], state);
+    expect(draining.state.mode).toBe('draining');
+    expect(builds(draining.effects)[0]).toMatchObject({ onto: 'later', prs: [1, 2] });
   });
 
   it('pauses, resumes and drains', () => {

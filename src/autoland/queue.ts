@@ -109,6 +109,12 @@ export type Batch = {
    * landed, and a conflict then sends the pull request back.
    */
   conflict?: string;
+  /**
+   * A test of a suspect pull request without the other half of its failed
+   * batch, built on a tip that is gone since that half landed: kept only for
+   * its answer (does it fail alone?). It never lands and nothing is built on it.
+   */
+  evidence?: boolean;
 };
 
 /**
@@ -139,6 +145,12 @@ export type QueueState = {
   suspects: Suspects[];
   /** Failed batches whose failure was on what lands: flaky if all their pull requests land. */
   retests: Retest[];
+  /**
+   * Dequeues of pull requests in the batch being landed: the fast-forward
+   * may already have gone through, so they wait for its answer (landed: they
+   * landed as tested; refused: they leave the queue).
+   */
+  deferred: { pr: number; reason: string }[];
   /** The tree of staging commits, parents before children. */
   batches: Batch[];
   nextBatchId: number;
@@ -155,6 +167,8 @@ export type QueueEvent =
   | { type: 'conflict'; batch: number; prs: number[]; detail: string }
   | { type: 'tested'; batch: number; result: 'success' | 'failure' | 'infra'; failures?: string[] }
   | { type: 'landed'; batch: number }
+  /** GitHub refused the fast-forward though the base had not moved (a protected branch). */
+  | { type: 'land-refused'; batch: number; reason: string }
   | { type: 'pause'; reason?: string }
   | { type: 'resume' }
   | { type: 'drain' };
@@ -182,8 +196,6 @@ const PAIRS_UP_TO = 0.4;
 const MIN_LIKELIHOOD = 0.05;
 /** How likely a pull request that failed alone fails again: flaky failures are rare. */
 const FAILED_ALONE = 0.95;
-/** How likely one half of a failed batch holds the failure, before either is tested. */
-const HALF = 0.5;
 
 export function initialQueue(baseSha: string): QueueState {
   return {
@@ -194,6 +206,7 @@ export function initialQueue(baseSha: string): QueueState {
     line: [],
     suspects: [],
     retests: [],
+    deferred: [],
     batches: [],
     nextBatchId: 1,
     failureRate: INITIAL_FAILURE_RATE,
@@ -208,7 +221,9 @@ export function initialQueue(baseSha: string): QueueState {
  */
 export function restoreQueue(saved: unknown): QueueState {
   const state = saved as QueueState;
-  if (Array.isArray(state.line)) return state;
+  if (Array.isArray(state.line)) {
+    return Array.isArray(state.deferred) ? state : { ...state, deferred: [] };
+  }
   const chain = (state.batches ?? []) as (Omit<Batch, 'parent' | 'skips' | 'retest' | 'inferred'> &
     Record<string, unknown>)[];
   const batches: Batch[] = chain.map(({ split: _, ...batch }, index) => ({
@@ -226,6 +241,7 @@ export function restoreQueue(saved: unknown): QueueState {
     line: batches.flatMap((b) => b.prs),
     suspects: [],
     retests: [],
+    deferred: [],
     batches,
     nextBatchId: state.nextBatchId,
     failureRate: state.failureRate,
@@ -271,7 +287,7 @@ export function positionOf(
 ): { kind: 'waiting'; place: number } | { kind: 'batch'; batch: Batch; index: number } | undefined {
   const holding = state.batches.filter((b) => b.prs.some((p) => p.number === pr));
   if (holding.length > 0) {
-    const likely = holding.find((b) => b.state !== 'failed') ?? holding[0]!;
+    const likely = holding.find((b) => b.state !== 'failed' && !b.evidence) ?? holding[0]!;
     return { kind: 'batch', batch: likely, index: depthOf(state, likely) };
   }
   const inLine = state.line.findIndex((p) => p.number === pr);
@@ -289,6 +305,7 @@ function clone(state: QueueState): QueueState {
     line: [...state.line],
     suspects: state.suspects.map((g) => ({ ...g, prs: [...g.prs] })),
     retests: [...state.retests],
+    deferred: [...(state.deferred ?? [])],
     batches: state.batches.map((b) => ({
       ...b,
       prs: [...b.prs],
@@ -358,9 +375,26 @@ function cancelHolding(draft: Draft, pr: number) {
 }
 
 function sendBack(draft: Draft, pr: number, reason: string, failures: string[]) {
+  const { state } = draft;
+  // The failures it was suspected of are explained: the rest of those batches are no likelier
+  // to fail than anything else.
+  for (const other of state.suspects) {
+    if (other.failure.prs.includes(pr) && !other.prs.includes(pr)) {
+      other.likelihood = Math.min(other.likelihood, state.failureRate);
+    }
+  }
   cancelHolding(draft, pr);
   resolve(draft, pr, false);
   draft.effects.push({ kind: 'sent-back', pr, reason, failures });
+}
+
+/** Whether a batch holds exactly a suspect group's pull requests. */
+function sameGroup(batch: Batch, group: Suspects | undefined): boolean {
+  return (
+    group !== undefined &&
+    batch.prs.length === group.prs.length &&
+    batch.prs.every((p) => group.prs.includes(p.number))
+  );
 }
 
 /** The pull requests a batch's staging commit holds or skips, from the base up. */
@@ -447,6 +481,7 @@ function likeliestGuess(draft: Draft): Guess | undefined {
     const open = (skips: readonly number[]) => skips.filter((n) => taken.has(n)).join(',');
     const tested = state.batches.some(
       (b) =>
+        !b.evidence &&
         b.parent === parentId &&
         open(b.skips) === open(guess.skips) &&
         (b.state === 'failed' ? numbers(b.prs).join(',') === key : b.prs[0]?.number === first),
@@ -461,7 +496,9 @@ function likeliestGuess(draft: Draft): Guess | undefined {
   const parents: (Batch | null)[] = [null, ...state.batches];
   for (const parent of parents) {
     const id = parent?.id ?? null;
-    if (parent && (parent.state === 'failed' || !reach.has(parent.parent))) continue;
+    if (parent && (parent.state === 'failed' || parent.evidence || !reach.has(parent.parent))) {
+      continue;
+    }
     let likelihood = reach.get(id);
     let path = paths.get(id);
     if (parent) {
@@ -506,8 +543,11 @@ function likeliestGuess(draft: Draft): Guess | undefined {
 function advance(draft: Draft) {
   const { state } = draft;
   // A root batch on what landed that failed: alone, it is sent back; else its halves were suspected.
+  const waiting = new Set<number>();
   for (;;) {
-    const batch = state.batches.find((b) => b.state === 'failed' && onTruth(state, b));
+    const batch = state.batches.find(
+      (b) => b.state === 'failed' && !b.evidence && !waiting.has(b.id) && onTruth(state, b),
+    );
     if (!batch) break;
     if (batch.conflict !== undefined) {
       // It did not merge on a guess; now it is on what landed, it is built again to tell.
@@ -520,6 +560,11 @@ function advance(draft: Draft) {
     if (batch.inferred && batch.prs.length === 1 && group?.passedAlone) {
       // It fails only after the other half, or the failure was flaky: tested again to tell.
       Object.assign(batch, { state: 'building', onto: null, stagingSha: null, inferred: false });
+      continue;
+    }
+    if (batch.inferred && state.batches.some((b) => b.evidence && sameGroup(b, group))) {
+      // Whether it fails alone is about to be known: that decides between a retest and back.
+      waiting.add(batch.id);
       continue;
     }
     // Its failure is on what lands: it leaves the tree, and what it made suspect stays so.
@@ -577,7 +622,7 @@ function advance(draft: Draft) {
   // A root batch that passed lands once everything it skipped was sent back.
   if (!state.batches.some((b) => b.state === 'landing')) {
     const ready = state.batches.find(
-      (b) => b.state === 'passed' && b.stagingSha !== null && onTruth(state, b),
+      (b) => b.state === 'passed' && b.stagingSha !== null && !b.evidence && onTruth(state, b),
     );
     if (ready) {
       ready.state = 'landing';
@@ -596,12 +641,10 @@ function advance(draft: Draft) {
   }
 }
 
-/** Everything in the tree goes; the line goes back to the waiting queue, keeping its places. */
+/** Everything in the tree goes; the line stays, in its order, to be tested again. */
 function startOver(draft: Draft) {
   const { state } = draft;
   cancel(draft, state.batches);
-  state.queue.push(...state.line);
-  state.line = [];
   state.suspects = [];
   state.retests = [];
 }
@@ -621,9 +664,12 @@ function failed(draft: Draft, batch: Batch) {
     return;
   }
   const half = Math.ceil(prs.length / 2);
+  // The chance that k of the n pull requests hold a failure, given that the n failed.
+  const fails = (k: number) => 1 - (1 - state.failureRate) ** k;
+  const holds = (k: number) => Math.min(FAILED_ALONE, fails(k) / fails(prs.length));
   suspect(draft, [
-    { failure: retest, prs: prs.slice(0, half), likelihood: HALF },
-    { failure: retest, prs: prs.slice(half), likelihood: HALF },
+    { failure: retest, prs: prs.slice(0, half), likelihood: holds(half) },
+    { failure: retest, prs: prs.slice(half), likelihood: holds(prs.length - half) },
   ]);
   const parent = state.batches.find((b) => b.id === batch.parent);
   const first: Batch = {
@@ -663,6 +709,14 @@ function failed(draft: Draft, batch: Batch) {
   }
 }
 
+/** Dequeues that waited for a landing that did not happen. */
+function dequeueDeferred(draft: Draft) {
+  const { state } = draft;
+  const deferred = state.deferred;
+  state.deferred = [];
+  for (const { pr, reason } of deferred) handle(draft, { type: 'dequeue', pr, reason });
+}
+
 function handle(draft: Draft, event: QueueEvent) {
   const { state, config } = draft;
   const find = (id: number) => state.batches.find((b) => b.id === id);
@@ -674,6 +728,11 @@ function handle(draft: Draft, event: QueueEvent) {
     }
     case 'dequeue': {
       if (!positionOf(state, event.pr)) return;
+      const landing = state.batches.find((b) => b.state === 'landing');
+      if (landing?.prs.some((p) => p.number === event.pr)) {
+        state.deferred.push({ pr: event.pr, reason: event.reason });
+        return;
+      }
       state.queue = state.queue.filter((p) => p.number !== event.pr);
       cancelHolding(draft, event.pr);
       resolve(draft, event.pr, false);
@@ -691,6 +750,7 @@ function handle(draft: Draft, event: QueueEvent) {
       state.baseSha = event.sha;
       // The tree was built on the old tip: it is built again on the new one.
       startOver(draft);
+      dequeueDeferred(draft);
       return;
     }
     case 'built': {
@@ -729,12 +789,35 @@ function handle(draft: Draft, event: QueueEvent) {
     case 'tested': {
       const batch = find(event.batch);
       if (!batch || batch.state !== 'testing') return;
+      if (batch.evidence) {
+        const group = state.suspects.find((g) => sameGroup(batch, g));
+        if (group && event.result === 'success') {
+          // It passes alone: it fails again only if it fails with the other half (rare) or
+          // never did (flaky).
+          group.passedAlone = true;
+          group.likelihood = state.failureRate;
+        }
+        state.batches = state.batches.filter((b) => b !== batch);
+        draft.effects.push({ kind: 'cancel', batch: batch.id });
+        return;
+      }
       if (event.result === 'infra') {
         batch.attempts++;
         if (batch.attempts > config.infraRetries) {
           state.mode = 'paused';
           state.pausedBecause = `a land graph could not run ${batch.attempts} times in a row (infrastructure): see batch ${batch.id}`;
           draft.effects.push({ kind: 'paused', reason: state.pausedBecause });
+          // Resumed, it is built and tested afresh, as a new batch in the same place.
+          const index = state.batches.indexOf(batch);
+          cancel(draft, subtree(state, batch.id));
+          state.batches.splice(index, 0, {
+            ...batch,
+            id: state.nextBatchId++,
+            state: 'building',
+            onto: null,
+            stagingSha: null,
+            attempts: 0,
+          });
           return;
         }
         draft.effects.push({
@@ -768,15 +851,29 @@ function handle(draft: Draft, event: QueueEvent) {
       const batch = find(event.batch);
       if (!batch || batch.state !== 'landing') return;
       state.baseSha = batch.stagingSha!;
-      // What was built on the old tip but not on this batch is on a guess that did not come true.
+      // What was built on the old tip but not on this batch is on a guess that did not come
+      // true; a test of a suspect without the half that just landed still has an answer to give.
       const roots = state.batches.filter((b) => b.parent === null && b.id !== batch.id);
-      cancel(
-        draft,
-        roots.flatMap((root) => subtree(state, root.id)),
-      );
+      const landedNumbers = numbers(batch.prs);
+      for (const root of roots) {
+        const group = state.suspects.find((g) => sameGroup(root, g));
+        const alone =
+          group !== undefined &&
+          (root.state === 'building' || root.state === 'testing') &&
+          root.skips.length > 0 &&
+          root.skips.every((n) => landedNumbers.includes(n) && group.failure.prs.includes(n));
+        if (alone) {
+          cancel(draft, subtree(state, root.id).slice(1));
+          root.evidence = true;
+        } else {
+          cancel(draft, subtree(state, root.id));
+        }
+      }
       state.batches = state.batches.filter((b) => b.id !== batch.id);
       for (const child of state.batches) if (child.parent === batch.id) child.parent = null;
       for (const pr of batch.prs) resolve(draft, pr.number, true);
+      // Taken out while landing, too late: they landed as tested.
+      state.deferred = [];
       rate(
         draft,
         batch.prs.map(() => 0),
@@ -793,6 +890,17 @@ function handle(draft: Draft, event: QueueEvent) {
         draft.effects.push({ kind: 'flaky', prs: retest.prs, failures: retest.failures });
       }
       state.retests = state.retests.filter((r) => r.prs.some((n) => inLine.has(n)));
+      return;
+    }
+    case 'land-refused': {
+      const batch = find(event.batch);
+      if (!batch || batch.state !== 'landing') return;
+      // Trying again would be refused again: the queue waits for someone to look.
+      batch.state = 'passed';
+      state.mode = 'paused';
+      state.pausedBecause = `GitHub refused to fast-forward the base branch to ${batch.stagingSha!.slice(0, 12)} (batch ${batch.id}): ${event.reason}`;
+      draft.effects.push({ kind: 'paused', reason: state.pausedBecause });
+      dequeueDeferred(draft);
       return;
     }
     case 'pause': {

@@ -626,7 +626,21 @@ export function createLandingRunner(deps: LandingDeps) {
       return;
     }
     const tip = await github.branchSha(repo, row.baseBranch);
-    if (tip) await apply(key, [{ type: 'base-moved', sha: tip }]);
+    if (!tip) return;
+    const saved = (await store.queue(key))?.state;
+    const base = saved === undefined ? undefined : restoreQueue(saved).baseSha;
+    if (tip !== base) {
+      await apply(key, [{ type: 'base-moved', sha: tip }]);
+      return;
+    }
+    // The base is where the batch was built, and GitHub still said no.
+    await apply(key, [
+      {
+        type: 'land-refused',
+        batch: effect.batch,
+        reason: `the base is still at ${tip.slice(0, 12)}; a branch protection rule may forbid the update. Resume the queue once it allows Tower to push`,
+      },
+    ]);
   }
 
   /** The results of batches whose land graphs finished. */
