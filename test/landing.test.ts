@@ -38,6 +38,7 @@ type QueueView = {
   queues: {
     base: string;
     mode: string;
+    pausedBecause: string | null;
     batches: {
       id: number;
       state: string;
@@ -377,6 +378,25 @@ describe.each(backends())('the landing queue on $name', (backend) => {
     expect(await landResults(tip)).toEqual(['success']);
     // The graph of the staging commit built on the old tip was cancelled, not landed.
     expect(await landResults(batch!.stagingSha!)).toEqual(['cancelled']);
+  }, 120_000);
+
+  it('pauses, saying why, when GitHub refuses to move a protected base, and lands once resumed', async () => {
+    const { sim, repository } = gt.s;
+    const branch = await newBase();
+    const start = (await sim.branchSha(repository, branch))!;
+    const pr = await openPullRequest(branch, 'guarded');
+    sim.protectBranch(repository, branch);
+    await say(pr, 'alice', '/tower land');
+    await runQueue();
+    const paused = await queueOf(branch);
+    expect(paused.mode).toBe('paused');
+    expect(paused.pausedBecause).toContain('GitHub refused to fast-forward the base branch');
+    expect(await sim.branchSha(repository, branch)).toBe(start);
+    expect((await entryOf(branch, pr))?.state).not.toBe('landed');
+    sim.protectBranch(repository, branch, false);
+    await say(pr, 'ada', '/tower queue resume');
+    await runQueue();
+    expect((await entryOf(branch, pr))?.state).toBe('landed');
   }, 120_000);
 
   it('pauses and resumes for admins only, and takes higher priorities first', async () => {

@@ -280,6 +280,12 @@ const git: Record<string, Handler> = {
     if (!current) throw new ApiError(422, 'Reference does not exist');
     if ((await sim.git.objectType(repo.fullName, sha)) === undefined)
       throw new ApiError(422, 'Object does not exist');
+    if (
+      ref.startsWith('refs/heads/') &&
+      sim.state.protectedBranches.has(`${repo.id}:${ref.slice('refs/heads/'.length)}`)
+    ) {
+      throw new ApiError(422, `Protected branch update failed for ${ref}.`);
+    }
     const result = await sim.git.updateRef(repo.fullName, ref, sha, {
       expectedOld: current,
       force,

@@ -692,6 +692,16 @@ export class GitHubSimulator {
 
   // ---- people: permissions, comments, reviews ------------------------------------
 
+  /**
+   * A branch protection rule that apps may not bypass: GitHub refuses to
+   * move the branch through the API (422), whoever asks.
+   */
+  protectBranch(repository: SimRepository, branch: string, on = true): void {
+    const key = `${repository.id}:${branch}`;
+    if (on) this.state.protectedBranches.add(key);
+    else this.state.protectedBranches.delete(key);
+  }
+
   setPermission(repository: SimRepository, login: string, permission: SimPermission): void {
     this.state.ensureAccount(login, 'User');
     this.state.setPermission(repository, login, permission);

@@ -32,6 +32,8 @@ export class SimState {
   readonly comments: SimComment[] = [];
   readonly reactions: SimReaction[] = [];
   readonly reviews: SimReview[] = [];
+  /** `repositoryId:branch` of branches a protection rule keeps apps from updating. */
+  readonly protectedBranches = new Set<string>();
   readonly checkSuites: SimCheckSuite[] = [];
   readonly checkRuns: SimCheckRun[] = [];
   /** Teams: `<org>/<slug>` (lower case) → the logins (lower case) of their active members. */
