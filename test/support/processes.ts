@@ -26,7 +26,7 @@ export type TowerProcess = {
   output(): string;
   /** Resolves with the exit code. */
   exited: Promise<number | null>;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 };
 
 /** A minimal environment: nothing of the test runner's leaks into Tower's configuration. */
@@ -54,9 +54,18 @@ export function runTower(
     child,
     output: () => output,
     exited,
-    async stop(signal = 'SIGTERM') {
+    /** Signals it and waits for it to exit; one that does not within `timeoutMs` is killed, and the test told why. */
+    async stop(signal = 'SIGTERM', timeoutMs = 30_000) {
       if (child.exitCode === null) child.kill(signal);
-      return exited;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), timeoutMs);
+      });
+      const code = await Promise.race([exited, late]);
+      clearTimeout(timer);
+      if (code !== 'late') return code;
+      child.kill('SIGKILL');
+      throw new Error(`Tower did not exit within ${timeoutMs} ms of ${signal}:\n${output}`);
     },
   };
 }
