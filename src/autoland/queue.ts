@@ -489,40 +489,37 @@ function likeliestGuess(draft: Draft): Guess | undefined {
     if (!tested && (!best || guess.likelihood > best.likelihood)) best = guess;
   };
 
-  const reach = new Map<number | null, number>([[null, 1]]);
-  const paths = new Map<number | null, { included: Set<number>; skipped: Set<number> }>([
-    [null, { included: new Set(), skipped: new Set() }],
+  // How likely each batch's guess is to come true, and the failed batches its path takes
+  // a half of (included) or leaves one out of (skipped); parents come before children.
+  type Path = { chance: number; included: Set<number>; skipped: Set<number> };
+  const paths = new Map<number | null, Path>([
+    [null, { chance: 1, included: new Set(), skipped: new Set() }],
   ]);
-  const parents: (Batch | null)[] = [null, ...state.batches];
-  for (const parent of parents) {
-    const id = parent?.id ?? null;
-    if (parent && (parent.state === 'failed' || parent.evidence || !reach.has(parent.parent))) {
-      continue;
-    }
-    let likelihood = reach.get(id);
-    let path = paths.get(id);
+  for (const parent of [null, ...state.batches]) {
+    let path = paths.get(null)!;
     if (parent) {
+      const above = paths.get(parent.parent);
+      if (!above || parent.state === 'failed' || parent.evidence) continue;
       // Reaching a batch: reaching its parent, skipping what it skips; going past it: it passes.
-      const above = paths.get(parent.parent)!;
-      path = { included: new Set(above.included), skipped: new Set(above.skipped) };
-      let chance = reach.get(parent.parent)!;
+      path = {
+        chance: above.chance,
+        included: new Set(above.included),
+        skipped: new Set(above.skipped),
+      };
       for (const pr of parent.skips) {
         // Sent back already: the guess came true.
         if (!taken.has(pr)) continue;
         const group = groupOf(pr);
-        chance *= group ? fails(group, path.included) : 0;
+        path.chance *= group ? fails(group, path.included) : 0;
         if (group) path.skipped.add(group.failure.of);
       }
-      chance *=
-        parent.state === 'passed' || parent.state === 'landing'
-          ? 1
-          : passes(state, parent.prs, path.included, path.skipped);
+      if (parent.state !== 'passed' && parent.state !== 'landing') {
+        path.chance *= passes(state, parent.prs, path.included, path.skipped);
+      }
       if (parent.retest) path.included.add(parent.retest.of);
-      reach.set(id, chance);
-      paths.set(id, path);
-      likelihood = chance;
+      paths.set(parent.id, path);
     }
-    if (likelihood === undefined || path === undefined) continue;
+    const likelihood = path.chance;
     const seen = covered(state, parent);
     const rest = state.line.filter((p) => !seen.has(p.number));
     const include = nextBatch(rest);
