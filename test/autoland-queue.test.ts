@@ -42,6 +42,23 @@ function run(
   return { state, effects };
 }
 
+/** A queue driven event by event: `go` applies events and returns their effects. */
+function driven(using: QueueConfig) {
+  const q = {
+    state: initialQueue('base'),
+    go: (events: QueueEvent[]): Effect[] => {
+      const effects: Effect[] = [];
+      for (const event of events) {
+        const next = step(q.state, event, using);
+        q.state = next.state;
+        effects.push(...next.effects);
+      }
+      return effects;
+    },
+  };
+  return q;
+}
+
 /** Enqueues while paused, then resumes: the pull requests are batched together. */
 const enqueued = (...numbers: number[]): QueueEvent[] => [
   { type: 'pause' },
@@ -204,16 +221,8 @@ describe('the landing queue', () => {
 
   it('tests both answers to a failure at once, and what comes after on each', () => {
     const narrow: QueueConfig = { ...config, maxBatch: 2, maxParallel: 8 };
-    let state = initialQueue('base');
-    const go = (events: QueueEvent[]) => {
-      const effects: Effect[] = [];
-      for (const event of events) {
-        const next = step(state, event, narrow);
-        state = next.state;
-        effects.push(...next.effects);
-      }
-      return effects;
-    };
+    const q = driven(narrow);
+    const go = q.go;
     go(enqueued(...Array.from({ length: 16 }, (_, i) => i + 1)));
     go([
       { type: 'built', batch: 1, stagingSha: 's1' },
@@ -221,10 +230,12 @@ describe('the landing queue', () => {
       { type: 'tested', batch: 1, result: 'failure', failures: ['test'] },
     ]);
     const shape = () =>
-      state.batches.map((b) => ({
+      q.state.batches.map((b) => ({
         prs: b.prs.map((p) => p.number),
         on:
-          b.parent === null ? 'tip' : state.batches.find((x) => x.id === b.parent)!.prs[0]!.number,
+          b.parent === null
+            ? 'tip'
+            : q.state.batches.find((x) => x.id === b.parent)!.prs[0]!.number,
         skips: b.skips,
       }));
     // #1 on the tip; #2 without #1 (if #1 fails); and #3 on #1 without #2 (if #2 fails).
@@ -238,13 +249,13 @@ describe('the landing queue', () => {
       ]),
     );
     const id = (prs: number[], skips: number[]) =>
-      state.batches.find(
+      q.state.batches.find(
         (b) => b.prs.map((p) => p.number).join() === prs.join() && b.skips.join() === skips.join(),
       )!.id;
     // #1 fails alone, while #2 is in test without it: #1 goes back; #2 lands, then #3 and #4.
     const alone = id([2], [1]);
-    const after = state.batches.find((b) => b.parent === alone)!.id;
-    const deepest = Math.max(...state.batches.map((b) => b.prs.at(-1)!.number));
+    const after = q.state.batches.find((b) => b.parent === alone)!.id;
+    const deepest = Math.max(...q.state.batches.map((b) => b.prs.at(-1)!.number));
     const effects = go([
       { type: 'built', batch: id([1], []), stagingSha: 'a' },
       { type: 'built', batch: alone, stagingSha: 'b' },
@@ -256,7 +267,7 @@ describe('the landing queue', () => {
     // further than while it was one guess of two.
     expect(builds(effects)).toContainEqual({ batch: expect.any(Number), onto: 'c', prs: [5, 6] });
     expect(deepest).toBeLessThan(11);
-    expect(state.batches.some((b) => b.prs[0]!.number === 11)).toBe(true);
+    expect(q.state.batches.some((b) => b.prs[0]!.number === 11)).toBe(true);
     effects.push(
       ...go([
         { type: 'tested', batch: alone, result: 'success' },
@@ -275,23 +286,15 @@ describe('the landing queue', () => {
 
   it('calls a failure no test can reproduce flaky, and lands everything', () => {
     const narrow: QueueConfig = { ...config, maxParallel: 8 };
-    let state = initialQueue('base');
-    const go = (events: QueueEvent[]) => {
-      const effects: Effect[] = [];
-      for (const event of events) {
-        const next = step(state, event, narrow);
-        state = next.state;
-        effects.push(...next.effects);
-      }
-      return effects;
-    };
+    const q = driven(narrow);
+    const go = q.go;
     go(enqueued(1, 2));
     go([
       { type: 'built', batch: 1, stagingSha: 's1' },
       { type: 'tested', batch: 1, result: 'failure', failures: ['lint'] },
     ]);
-    const first = state.batches.find((b) => b.prs[0]!.number === 1 && b.state === 'building')!;
-    const alone = state.batches.find((b) => b.skips.join() === '1')!;
+    const first = q.state.batches.find((b) => b.prs[0]!.number === 1 && b.state === 'building')!;
+    const alone = q.state.batches.find((b) => b.skips.join() === '1')!;
     // Both halves pass on their own: #2 is tested again on what lands, to tell.
     const effects = go([
       { type: 'built', batch: first.id, stagingSha: 'h1' },
@@ -301,7 +304,7 @@ describe('the landing queue', () => {
       { type: 'landed', batch: first.id },
     ]);
     expect(kinds(effects)).not.toContain('sent-back');
-    const again = state.batches.find((b) => b.prs[0]!.number === 2 && b.state === 'building')!;
+    const again = q.state.batches.find((b) => b.prs[0]!.number === 2 && b.state === 'building')!;
     expect(builds(effects)).toContainEqual({ batch: again.id, onto: 'h1', prs: [2] });
     const rest = go([
       { type: 'built', batch: again.id, stagingSha: 'h3' },
@@ -315,23 +318,15 @@ describe('the landing queue', () => {
   it('waits for the test of a half alone when the other half lands first, then tells flaky from failing', () => {
     const narrow: QueueConfig = { ...config, maxParallel: 8 };
     for (const alonePasses of [true, false]) {
-      let state = initialQueue('base');
-      const go = (events: QueueEvent[]) => {
-        const effects: Effect[] = [];
-        for (const event of events) {
-          const next = step(state, event, narrow);
-          state = next.state;
-          effects.push(...next.effects);
-        }
-        return effects;
-      };
+      const q = driven(narrow);
+      const go = q.go;
       go(enqueued(1, 2));
       go([
         { type: 'built', batch: 1, stagingSha: 's1' },
         { type: 'tested', batch: 1, result: 'failure', failures: ['lint'] },
       ]);
-      const first = state.batches.find((b) => b.prs[0]!.number === 1 && b.state === 'building')!;
-      const alone = state.batches.find((b) => b.skips.join() === '1')!;
+      const first = q.state.batches.find((b) => b.prs[0]!.number === 1 && b.state === 'building')!;
+      const alone = q.state.batches.find((b) => b.skips.join() === '1')!;
       // #1 lands while #2 is still in test without it: that test is kept for its answer.
       const landed = go([
         { type: 'built', batch: first.id, stagingSha: 'h1' },
@@ -340,7 +335,7 @@ describe('the landing queue', () => {
         { type: 'landed', batch: first.id },
       ]);
       expect(kinds(landed)).not.toContain('sent-back');
-      expect(state.batches.find((b) => b.id === alone.id)).toMatchObject({ evidence: true });
+      expect(q.state.batches.find((b) => b.id === alone.id)).toMatchObject({ evidence: true });
       const answer = go([
         alonePasses
           ? { type: 'tested', batch: alone.id, result: 'success' }
