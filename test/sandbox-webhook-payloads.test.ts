@@ -449,19 +449,21 @@ describe('pull_request_review', () => {
     commitId: pull().head.sha,
     submittedAt: t1,
   });
-  it.each([
-    ['submitted', 'APPROVED', 'approved'],
-    ['submitted', 'CHANGES_REQUESTED', 'changes_requested'],
-    ['dismissed', 'DISMISSED', 'dismissed'],
-  ] as const)('%s (%s) is valid and reflects the review', (action, state, shown) => {
-    const event = pullRequestReviewPayload({
+  const reviewEvent = (action: 'submitted' | 'dismissed', r: SimReview) =>
+    pullRequestReviewPayload({
       ...ctx,
       action,
       pullRequest: pull(),
       headRepository: widgets,
       labels: [],
-      review: review(state),
+      review: r,
     });
+  it.each([
+    ['submitted', 'APPROVED', 'approved'],
+    ['submitted', 'CHANGES_REQUESTED', 'changes_requested'],
+    ['dismissed', 'DISMISSED', 'dismissed'],
+  ] as const)('%s (%s) is valid and reflects the review', (action, state, shown) => {
+    const event = reviewEvent(action, review(state));
     expect(event.name).toBe('pull_request_review');
     expectRepoEvent(event);
     expect(event.payload).toMatchObject({
@@ -483,14 +485,7 @@ describe('pull_request_review', () => {
   });
 
   it('gives an empty review body as null, as GitHub does', () => {
-    const event = pullRequestReviewPayload({
-      ...ctx,
-      action: 'submitted',
-      pullRequest: pull(),
-      headRepository: widgets,
-      labels: [],
-      review: review('APPROVED', ''),
-    });
+    const event = reviewEvent('submitted', review('APPROVED', ''));
     expectRepoEvent(event);
     expect((event.payload.review as { body: unknown }).body).toBeNull();
   });
