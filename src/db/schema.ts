@@ -78,6 +78,8 @@ export const webhookDeliveries = pgTable(
     receivedAt: ts('received_at').notNull().defaultNow(),
     processedAt: ts('processed_at'),
     lastError: text('last_error'),
+    /** SHA-256 of the event name and the raw body: a replayed body with a new delivery id is stored once. */
+    bodyHash: text('body_hash'),
   },
   (t) => [
     index('webhook_deliveries_pending_idx')
@@ -304,6 +306,8 @@ export const runs = pgTable(
     runtimeDeadline: ts('runtime_deadline'),
     /** The last output (or the start) + the job's idle timeout, when it has one. */
     idleDeadline: ts('idle_deadline'),
+    /** Bytes of log stored for this run; appends past the per-run cap are refused. */
+    logBytes: bigint('log_bytes', { mode: 'number' }).notNull().default(0),
   },
   (t) => [
     uniqueIndex('runs_job_attempt_idx').on(t.jobId, t.attempt),
