@@ -15,6 +15,10 @@ import {
   generateGraphs,
   landingFor,
   loadDefinitions,
+  definitionLimitErrors,
+  MAX_DEFINITION_FILE_BYTES,
+  MAX_DEFINITION_FILES,
+  MAX_DEFINITIONS_BYTES,
   MAX_GRAPH_JOBS,
   runGraphTests,
   selectGraphs,
@@ -498,8 +502,120 @@ graphs:
     );
     expect(specs).toEqual([]);
     expect(diagnostics.map(formatDiagnostic)).toEqual([
-      `.tower/ci.yml:4:3: error: graph "big" has 101000 jobs, more than the limit of ${MAX_GRAPH_JOBS}`,
+      `.tower/ci.yml:4:3: error: graph "big" has 101000 jobs (chunks counted, a range at its max), more than the limit of ${MAX_GRAPH_JOBS}`,
     ]);
+  });
+});
+
+describe('oversized definitions (the attack)', () => {
+  const head = 'version: 1\nschedulers: [{ on: push, graph: g }]\n';
+  const errorsOf = (files: SourceFile[]) => {
+    const { specs, diagnostics } = generateGraphs(files, push('main'));
+    expect(specs).toEqual([]);
+    return diagnostics.map(formatDiagnostic);
+  };
+  const filler = (bytes: number) => `# ${'x'.repeat(bytes - 3)}\n`;
+
+  it('too many files: refused from the listing, nothing parsed', () => {
+    const files = Array.from({ length: MAX_DEFINITION_FILES + 1 }, (_, i) => ({
+      path: `.tower/f${String(i).padStart(3, '0')}.yml`,
+      // Unparseable, to show that nothing was parsed.
+      content: ': : :',
+    }));
+    expect(errorsOf(files)).toEqual([
+      `.tower/f000.yml:1:1: error: .tower/ holds 101 YAML files, more than the limit of ${MAX_DEFINITION_FILES}: merge them`,
+    ]);
+    // Files outside .tower/ or not YAML do not count.
+    expect(
+      errorsOf([...files.slice(0, 100), { path: 'README.md', content: '' }]).some((d) =>
+        d.includes('limit'),
+      ),
+    ).toBe(false);
+  });
+
+  it('too large in total, or one file too large: refused, positioned at the files', () => {
+    const quarter = filler(250 * 1024);
+    const files = ['a', 'b', 'c', 'd', 'e'].map((name) => ({
+      path: `.tower/${name}.yml`,
+      content: quarter,
+    }));
+    expect(errorsOf(files)).toEqual([
+      `.tower/a.yml:1:1: error: .tower/ holds 1250 KiB of YAML, more than the limit of ${MAX_DEFINITIONS_BYTES / 1024} KiB: use templates and chunks`,
+    ]);
+    expect(errorsOf([{ path: '.tower/ci.yml', content: head + filler(300 * 1024) }])).toEqual([
+      `.tower/ci.yml:1:1: error: this file is 301 KiB, more than the limit of ${MAX_DEFINITION_FILE_BYTES / 1024} KiB for one file: use templates and chunks, or split it`,
+    ]);
+    // Multi-byte text counts in bytes, as the tree lists it.
+    expect(errorsOf([{ path: '.tower/ci.yml', content: '€'.repeat(100_000) }])).toEqual([
+      expect.stringContaining('this file is 293 KiB'),
+    ]);
+  });
+
+  it('listed only (as the GitHub port returns them over the limits): the sizes decide', () => {
+    expect(
+      definitionLimitErrors([
+        { path: '.tower/ci.yml', size: 10 },
+        { path: '.tower/huge.yml', size: MAX_DEFINITION_FILE_BYTES + 1 },
+      ]),
+    ).toEqual([expect.objectContaining({ file: '.tower/huge.yml', line: 1, column: 1 })]);
+    expect(errorsOf([{ path: '.tower/ci.yml', content: '', size: 2 * 1024 * 1024 }])).toHaveLength(
+      2,
+    );
+    expect(definitionLimitErrors([])).toEqual([]);
+  });
+
+  it('an alias bomb: too many aliases is an error at the first one past the limit', () => {
+    const aliases = Array.from(
+      { length: 1000 },
+      (_, i) => `      j${i}: { requires: [linux], command: make, env: { A: *a } }`,
+    );
+    const content = `${head}x: &a [1]\ngraphs:\n  g:\n    jobs:\n${aliases.join('\n')}\n`;
+    expect(errorsOf(one(content))).toEqual([
+      `.tower/ci.yml:${7 + 100}:59: error: more than 100 aliases (*name) in one file: write the values out, or use templates`,
+    ]);
+    // The classic bomb: few aliases, each doubling the last.
+    const laughs = [`a0: &a0 [lol, lol]`];
+    for (let i = 1; i < 30; i++) laughs.push(`a${i}: &a${i} [*a${i - 1}, *a${i - 1}]`);
+    expect(errorsOf(one(`${head}${laughs.join('\n')}\n`))).toEqual([
+      expect.stringMatching(/^\.tower\/ci\.yml:1:1: error: .*alias/i),
+    ]);
+  });
+
+  it('a chunk count of 10^9 is refused by the schema, before anything is built', () => {
+    expect(
+      errorsOf(
+        one(
+          `${head}graphs:\n  g:\n    jobs:\n      j: { requires: [linux], command: make, chunks: 1000000000 }\n`,
+        ),
+      ),
+    ).toEqual([expect.stringMatching(/^\.tower\/ci\.yml:6:54: error: must be at most 1000$/)]);
+  });
+
+  it('range chunks count at their max: a graph that could grow past the limit at dispatch is refused', () => {
+    const jobs = Array.from({ length: 200 }, (_, i) => `      j${i}: { use: wide }`);
+    const content = `${head}templates:\n  wide: { requires: [linux], command: make, chunks: { min: 1, max: 1000 } }\ngraphs:\n  g:\n    jobs:\n${jobs.join('\n')}\n`;
+    expect(errorsOf(one(content))).toEqual([
+      `.tower/ci.yml:6:3: error: graph "g" has 200200 jobs (chunks counted, a range at its max), more than the limit of ${MAX_GRAPH_JOBS}`,
+    ]);
+  });
+
+  it('fixed chunks past the limit are counted, not built (a 10^8-label graph answers at once)', () => {
+    const jobs = Array.from({ length: 10_000 }, (_, i) => `      j${i}: { use: t }`);
+    const content = `${head}templates:\n  t: { requires: [linux], command: make, chunks: 1000 }\ngraphs:\n  g:\n    jobs:\n${jobs.join('\n')}\n`;
+    expect(content.length).toBeLessThan(MAX_DEFINITION_FILE_BYTES);
+    expect(errorsOf(one(content))).toEqual([
+      `.tower/ci.yml:6:3: error: graph "g" has 10000000 jobs (chunks counted, a range at its max), more than the limit of ${MAX_GRAPH_JOBS}`,
+    ]);
+  });
+
+  it('thousands of unknown names get their errors, and suggestions for the first ones only', () => {
+    const jobs = Array.from(
+      { length: 2000 },
+      (_, i) => `      job${i}: { requires: [linux], command: make, needs: [jbo${i}] }`,
+    );
+    const errors = errorsOf(one(`${head}graphs:\n  g:\n    jobs:\n${jobs.join('\n')}\n`));
+    expect(errors).toHaveLength(2000);
+    expect(errors.filter((e) => e.includes('did you mean'))).toHaveLength(50);
   });
 });
 

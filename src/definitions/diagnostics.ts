@@ -9,6 +9,12 @@ export type SourceFile = {
   /** Relative to the repository root, with `/` separators: `.tower/ci.yml`. */
   path: string;
   content: string;
+  /**
+   * Its size in bytes as the tree lists it, when the content was left
+   * unread (over the limits of src/definitions/limits.ts); else the
+   * content's length counts.
+   */
+  size?: number;
 };
 
 export type Severity = 'error' | 'warning';

@@ -54,3 +54,23 @@ export function didYouMean(word: string, candidates: Iterable<string>): string {
   const suggestion = closest(word, candidates);
   return suggestion === undefined ? '' : `; did you mean "${suggestion}"?`;
 }
+
+/** Suggestions one load or one graph build makes at most: each compares a name with every candidate. */
+export const MAX_SUGGESTIONS = 50;
+
+/**
+ * didYouMean for the first `limit` calls, then nothing: definitions full of
+ * unknown names (thousands of needs, each compared with thousands of labels)
+ * still get every error, but not a suggestion for each. The candidates come
+ * as a function, so that they are not listed once the suggestions ran out.
+ */
+export function limitedSuggestions(
+  limit = MAX_SUGGESTIONS,
+): (word: string, candidates: () => Iterable<string>) => string {
+  let left = limit;
+  return (word, candidates) => {
+    if (left <= 0) return '';
+    left--;
+    return didYouMean(word, candidates());
+  };
+}

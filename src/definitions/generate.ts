@@ -21,7 +21,7 @@ import {
   type SourceFile,
   type Where,
 } from './diagnostics.js';
-import { didYouMean } from './did-you-mean.js';
+import { didYouMean, limitedSuggestions } from './did-you-mean.js';
 import { loadAll } from './load.js';
 import type { DefineCondition, Defines, Definitions, GraphDef, JobDef } from './model.js';
 import type { DefineValue } from './schema.js';
@@ -161,6 +161,12 @@ function reportCycles(
   }
 }
 
+/** The jobs one definition becomes: its fixed chunks, or a range job and its most chunks, or itself. */
+function jobCount(job: JobDef): number {
+  if (job.chunks === null) return 1;
+  return 'count' in job.chunks ? job.chunks.count : 1 + job.chunks.max;
+}
+
 function labelsOf(job: JobDef): string[] {
   const count = job.chunks && 'count' in job.chunks ? job.chunks.count : 0;
   return count === 0
@@ -214,6 +220,7 @@ function build(
     }
   }
   const labels = [...jobs.keys()].sort(compare);
+  const suggest = limitedSuggestions();
 
   for (const job of jobs.values()) {
     for (const need of job.needs) {
@@ -222,7 +229,7 @@ function build(
         if (!incomplete && !broken.has(need.job)) {
           error(
             need.where,
-            `unknown job "${need.job}" in graph "${name}"${didYouMean(need.job, labels)}`,
+            `unknown job "${need.job}" in graph "${name}"${suggest(need.job, () => labels)}`,
           );
         }
       } else if (target.dummy?.result && !need.results.includes(target.dummy.result)) {
@@ -235,21 +242,19 @@ function build(
   }
   reportCycles(jobs, labels, error);
 
-  const expanded = new Map<string, string[]>();
+  // Counted before any chunk label is built: a range job counts with its most chunks.
   let total = 0;
-  for (const job of jobs.values()) {
-    const own = labelsOf(job);
-    expanded.set(job.label, own);
-    total += own.length;
-  }
+  for (const job of jobs.values()) total += jobCount(job);
   if (total > MAX_GRAPH_JOBS) {
     error(
       root.where,
-      `graph "${name}" has ${total} jobs, more than the limit of ${MAX_GRAPH_JOBS}`,
+      `graph "${name}" has ${total} jobs (chunks counted, a range at its max), more than the limit of ${MAX_GRAPH_JOBS}`,
     );
   }
   // A check wants only the mistakes; the spec would be thrown away.
   if (hasErrors(diagnostics) || mode === 'check') return { spec: undefined, diagnostics };
+  const expanded = new Map<string, string[]>();
+  for (const job of jobs.values()) expanded.set(job.label, labelsOf(job));
 
   const maxPriority = defines.get('max_priority');
   const cap = typeof maxPriority === 'number' ? maxPriority : undefined;

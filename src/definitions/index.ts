@@ -26,6 +26,13 @@ export {
   GRAPH_TESTS_SCHEMA_ID,
 } from './json-schema.js';
 export { landingFor, type LandingConfig } from './landing.js';
+export {
+  definitionLimitErrors,
+  MAX_DEFINITION_FILE_BYTES,
+  MAX_DEFINITION_FILES,
+  MAX_DEFINITIONS_BYTES,
+  type ListedFile,
+} from './limits.js';
 export { loadDefinitions } from './load.js';
 export type { Definitions } from './model.js';
 export { DEFINITIONS_VERSION } from './schema.js';

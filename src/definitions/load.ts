@@ -20,7 +20,8 @@ import {
   type SourceFile,
   type Where,
 } from './diagnostics.js';
-import { didYouMean } from './did-you-mean.js';
+import { limitedSuggestions } from './did-you-mean.js';
+import { definitionLimitErrors } from './limits.js';
 import { parseDuration } from './durations.js';
 import { compileGlob, compilePathFilter, isGlob } from './globs.js';
 import type {
@@ -118,7 +119,11 @@ function entries(value: unknown): [string, unknown][] {
   return isRecord(value) ? Object.entries(value) : [];
 }
 
-function byPath(a: SourceFile, b: SourceFile): number {
+function utf8Length(text: string): number {
+  return new TextEncoder().encode(text).length;
+}
+
+function byPath(a: Pick<SourceFile, 'path'>, b: Pick<SourceFile, 'path'>): number {
   return compare(a.path, b.path);
 }
 
@@ -321,6 +326,7 @@ type Context = {
   collected: Collected;
   defineNames: Set<string>;
   diagnostics: Diagnostic[];
+  suggest: ReturnType<typeof limitedSuggestions>;
 };
 
 /** Unknown names and unclosed `${{` in a string; unknown defines unless a file could not be read. */
@@ -337,7 +343,7 @@ function reportText(parsed: ParsedText, place: (occurrence: number) => Where, ct
         diagnostic(
           'error',
           place(define.occurrence),
-          `unknown define "${define.name}": no branch section sets it${didYouMean(define.name, [...ctx.defineNames].sort())}`,
+          `unknown define "${define.name}": no branch section sets it${ctx.suggest(define.name, () => [...ctx.defineNames].sort())}`,
         ),
       );
     }
@@ -440,7 +446,7 @@ function resolveJob(
       if (!collected.partial && !collected.brokenTemplates.has(own.use)) {
         error(
           job.locator.value([...job.path, 'use']),
-          `unknown template "${own.use}"${didYouMean(own.use, [...collected.templates.keys()].sort())}`,
+          `unknown template "${own.use}"${ctx.suggest(own.use, () => [...collected.templates.keys()].sort())}`,
         );
       }
       return undefined;
@@ -655,7 +661,15 @@ export function loadAll(files: readonly SourceFile[], options: { tests?: boolean
     partialDefines: false,
     diagnostics: [],
   };
-  for (const file of [...files].sort(byPath)) {
+  // Over the limits, no file is parsed: the limits are all there is to say.
+  const listed = files
+    .filter((file) => roleOf(file.path) !== undefined)
+    .map((file) => ({ path: file.path, size: file.size ?? utf8Length(file.content) }))
+    .sort(byPath);
+  const overLimits = definitionLimitErrors(listed);
+  collected.diagnostics.push(...overLimits);
+  collected.partial = overLimits.length > 0;
+  for (const file of overLimits.length > 0 ? [] : [...files].sort(byPath)) {
     const role = roleOf(file.path);
     if (role === 'ignored') {
       collected.diagnostics.push(
@@ -683,11 +697,12 @@ export function loadAll(files: readonly SourceFile[], options: { tests?: boolean
   }
 
   const graphNames = [...collected.graphs.keys()].sort();
-  const ctx: Context = { collected, defineNames, diagnostics };
+  const suggest = limitedSuggestions();
+  const ctx: Context = { collected, defineNames, diagnostics, suggest };
   const unknownGraph = (name: string, where: Where) => {
     if (!collected.graphs.has(name) && !collected.partial) {
       diagnostics.push(
-        diagnostic('error', where, `unknown graph "${name}"${didYouMean(name, graphNames)}`),
+        diagnostic('error', where, `unknown graph "${name}"${suggest(name, () => graphNames)}`),
       );
     }
   };
@@ -699,7 +714,7 @@ export function loadAll(files: readonly SourceFile[], options: { tests?: boolean
         diagnostic(
           'warning',
           where,
-          `no branch section sets "${parsed.define}", so it is always false${didYouMean(parsed.define, [...defineNames].sort())}`,
+          `no branch section sets "${parsed.define}", so it is always false${suggest(parsed.define, () => [...defineNames].sort())}`,
         ),
       );
     }

@@ -3,7 +3,16 @@
  * node by its path once, so that diagnostics find line and column with one
  * map lookup instead of walking the document for each message.
  */
-import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
+import {
+  isMap,
+  isNode,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  visit,
+  type Alias,
+} from 'yaml';
 import {
   diagnostic,
   formatPath,
@@ -14,6 +23,9 @@ import {
 } from './diagnostics.js';
 
 export type Path = readonly (string | number)[];
+
+/** Aliases one file may hold: enough to share a few blocks, too few to make parsing slow. */
+export const MAX_ALIASES = 100;
 
 /** Offsets in the source of a node and of the key that names it. */
 type Entry = { key: number | undefined; value: [number, number] | undefined };
@@ -121,7 +133,8 @@ function firstLine(message: string): string {
 /** Parses one YAML file; syntax errors come back as diagnostics at their position. */
 export function parseYaml(file: SourceFile): ParsedYaml {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(file.content, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // Keys are checked for duplicates below, with a set: yaml's own check is quadratic in a map's size.
+  const doc = parseDocument(file.content, { lineCounter, prettyErrors: false, uniqueKeys: false });
   const entries = new Map<string, Entry>();
   const locator = new Locator(file.path, file.content, lineCounter, entries);
   const where = (offset: number): Where => {
@@ -134,7 +147,19 @@ export function parseYaml(file: SourceFile): ParsedYaml {
   ];
   // An alias before its anchor would otherwise only fail in toJS, without a position;
   // a __proto__ key would silently vanish on the way through plain objects.
+  const aliases: Alias[] = [];
   visit(doc, {
+    Map(_, map) {
+      const keys = new Set<unknown>();
+      for (const { key } of map.items) {
+        const name = isScalar(key) ? key.value : key;
+        if (keys.has(name)) {
+          const offset = isNode(key) ? key.range![0] : map.range![0];
+          diagnostics.push(diagnostic('error', where(offset), 'Map keys must be unique'));
+        }
+        keys.add(name);
+      }
+    },
     Pair(_, pair) {
       if (isScalar(pair.key) && pair.key.value === '__proto__') {
         diagnostics.push(
@@ -143,6 +168,21 @@ export function parseYaml(file: SourceFile): ParsedYaml {
       }
     },
     Alias(_, alias) {
+      aliases.push(alias);
+    },
+  });
+  // Each alias is looked up through the whole document: many of them would take minutes.
+  const excess = aliases[MAX_ALIASES];
+  if (excess) {
+    diagnostics.push(
+      diagnostic(
+        'error',
+        where(excess.range![0]),
+        `more than ${MAX_ALIASES} aliases (*name) in one file: write the values out, or use templates`,
+      ),
+    );
+  } else {
+    for (const alias of aliases) {
       if (!alias.resolve(doc)) {
         diagnostics.push(
           diagnostic(
@@ -152,8 +192,8 @@ export function parseYaml(file: SourceFile): ParsedYaml {
           ),
         );
       }
-    },
-  });
+    }
+  }
   if (hasErrors(diagnostics)) return { data: undefined, diagnostics, locator };
   index(doc.contents, '', undefined, entries);
   try {
