@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDeliveryQueries } from '../src/db/deliveries.js';
 import {
   backoffMs,
@@ -8,7 +8,7 @@ import {
 } from '../src/github/delivery-processor.js';
 import type { Clock } from '../src/lib/clock.js';
 import { createLogger } from '../src/lib/logger.js';
-import { pgliteBackend, type TestDatabase } from './support/databases.js';
+import { backends, type TestDatabase } from './support/databases.js';
 
 const logger = createLogger({ level: 'silent' });
 
@@ -17,10 +17,10 @@ function manualClock(start: Date): Clock & { advance(ms: number): void } {
   return { now: () => new Date(now), advance: (ms) => (now += ms) };
 }
 
-describe('delivery processor', () => {
+describe.each(backends())('delivery processor on $name', (backend) => {
   let database: TestDatabase;
   beforeAll(async () => {
-    database = await pgliteBackend.open();
+    database = await backend.open();
   });
   afterAll(async () => {
     await database.dispose();
@@ -52,6 +52,7 @@ describe('delivery processor', () => {
       action: undefined,
       installationId: undefined,
       payload: {},
+      bodyHash: 'retry-me',
       receivedAt: clock.now(),
     });
     await processor.drain();
@@ -96,6 +97,7 @@ describe('delivery processor', () => {
       action: undefined,
       installationId: undefined,
       payload: { zen: 'hi' },
+      bodyHash: 'wake-me',
       receivedAt: new Date(),
     });
     processor.wake();
@@ -112,6 +114,58 @@ describe('delivery processor', () => {
     expect(await queue.get('wake-me')).toMatchObject({ status: 'done' });
   });
 
+  it('lets only the holder of the lease finish a delivery', async () => {
+    const queue = createDeliveryQueries(database.db);
+    const clock = manualClock(new Date('2026-03-01T00:00:00Z'));
+    await queue.record({
+      id: 'slow-one',
+      event: 'push',
+      action: undefined,
+      installationId: undefined,
+      payload: {},
+      bodyHash: 'slow-one',
+      receivedAt: clock.now(),
+    });
+    const outcomes: string[] = [];
+    const gates = new Map<string, () => void>();
+    const processor = (name: string, fail: boolean) =>
+      createDeliveryProcessor({
+        queue,
+        clock,
+        logger,
+        leaseMs: 60_000,
+        handle: () =>
+          new Promise<void>((resolve, reject) =>
+            gates.set(name, () => (fail ? reject(new Error(`${name} broke`)) : resolve())),
+          ),
+        onProcessed: (_event, outcome) => outcomes.push(`${name}: ${outcome}`),
+      });
+
+    // A takes the delivery and stalls past its lease; B takes it over.
+    const first = processor('a', false).drain();
+    await vi.waitFor(() => expect(gates.has('a')).toBe(true));
+    clock.advance(61_000);
+    const second = processor('b', true).drain();
+    await vi.waitFor(() => expect(gates.has('b')).toBe(true));
+    expect(await queue.get('slow-one')).toMatchObject({ status: 'processing', attempts: 2 });
+
+    // A finishes late: B still holds the delivery, and A's outcome is not recorded.
+    gates.get('a')!();
+    await first;
+    expect(await queue.get('slow-one')).toMatchObject({ status: 'processing', attempts: 2 });
+    expect(outcomes).toEqual([]);
+
+    // B's outcome stands: it failed, so the delivery is tried again.
+    gates.get('b')!();
+    await second;
+    expect(outcomes).toEqual(['b: retry']);
+    expect(await queue.get('slow-one')).toMatchObject({
+      status: 'pending',
+      attempts: 2,
+      lastError: 'b broke',
+    });
+  });
+
   it('keeps running when the database is unreachable, and says so', async () => {
     const lines: string[] = [];
     const destination = new Writable({
@@ -125,8 +179,8 @@ describe('delivery processor', () => {
         claim: async () => {
           throw new Error('connection refused');
         },
-        complete: async () => {},
-        fail: async () => {},
+        complete: async () => true,
+        fail: async () => true,
       },
       clock: { now: () => new Date() },
       logger: createLogger({ level: 'error', destination }),

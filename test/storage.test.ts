@@ -13,6 +13,7 @@ const delivery = (id: string, receivedAt = t0) => ({
   action: 'created',
   installationId: 1,
   payload: { action: 'created', installation: { id: 1 } },
+  bodyHash: `body-of-${id}`,
   receivedAt,
 });
 
@@ -39,6 +40,7 @@ describe.each(backends())('storage on $name', (backend) => {
       }[];
       const names = rows.map((row) => row.table_name);
       expect(names).toEqual([
+        'api_tokens',
         'artifacts',
         'check_reports',
         'check_runs',
@@ -54,10 +56,12 @@ describe.each(backends())('storage on $name', (backend) => {
         'jobs',
         'landing_queue_entries',
         'landing_queues',
+        'lease_watch',
         'log_chunks',
         'minions',
         'ok_to_test',
         'outgoing_comments',
+        'pull_request_heads',
         'repositories',
         'runs',
         'tag_sets',
@@ -105,7 +109,7 @@ describe.each(backends())('storage on $name', (backend) => {
       expect((await deliveries.get('claim-a'))?.status).toBe('processing');
 
       // Completed: never claimed again.
-      await deliveries.complete('claim-a', at(11));
+      await deliveries.complete({ id: 'claim-a', attempts: 1 }, at(11));
       expect(await deliveries.get('claim-a')).toMatchObject({
         status: 'done',
         processedAt: at(11),
@@ -115,21 +119,21 @@ describe.each(backends())('storage on $name', (backend) => {
       expect(await deliveries.claim(at(30), 60_000)).toBeUndefined();
       const retaken = await deliveries.claim(at(71), 60_000);
       expect(retaken).toMatchObject({ id: 'claim-b', attempts: 2 });
-      await deliveries.complete('claim-b', at(72));
+      await deliveries.complete({ id: 'claim-b', attempts: 2 }, at(72));
     });
 
     it('retries a failed delivery after its backoff, and gives up when told', async () => {
       const deliveries = createDeliveryQueries(database.db);
       await deliveries.record(delivery('fail-1', at(100)));
       expect((await deliveries.claim(at(100), 60_000))?.id).toBe('fail-1');
-      await deliveries.fail('fail-1', at(101), 'boom', at(110));
+      await deliveries.fail({ id: 'fail-1', attempts: 1 }, at(101), 'boom', at(110));
       expect(await deliveries.get('fail-1')).toMatchObject({
         status: 'pending',
         lastError: 'boom',
       });
       expect(await deliveries.claim(at(105), 60_000)).toBeUndefined();
       expect(await deliveries.claim(at(110), 60_000)).toMatchObject({ id: 'fail-1', attempts: 2 });
-      await deliveries.fail('fail-1', at(111), 'boom again', undefined);
+      await deliveries.fail({ id: 'fail-1', attempts: 2 }, at(111), 'boom again', undefined);
       expect(await deliveries.get('fail-1')).toMatchObject({
         status: 'failed',
         processedAt: at(111),

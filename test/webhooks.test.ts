@@ -1,14 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { createApiTokens } from '../src/access/api-tokens.js';
+import { createAccessQueries } from '../src/db/access.js';
 import { createDeliveryQueries } from '../src/db/deliveries.js';
 import { createInstallationQueries } from '../src/db/installations.js';
+import { systemClock } from '../src/lib/clock.js';
 import { createLogger } from '../src/lib/logger.js';
 import { version } from '../src/lib/version.js';
 import { createTower, type Tower } from '../src/main.js';
+import { MAX_WEBHOOK_BYTES } from '../src/web/webhooks.js';
 import { inProcessConfig } from './support/config.js';
 import { backends, type TestDatabase } from './support/databases.js';
 import { generateAppKey, installationCreatedPayload, sign } from './support/github-app.js';
 
-const secret = 'webhook-secret';
+const secret = 'webhook-secret-for-tests';
 const logger = createLogger({ level: 'silent' });
 
 function post(tower: Tower, body: string, headers: Record<string, string>) {
@@ -38,6 +43,8 @@ function webhook(deliveryId: string, payload: unknown, event = 'installation') {
 describe.each(backends())('webhook intake on $name', (backend) => {
   let database: TestDatabase;
   let tower: Tower;
+  /** /metrics is for operators. */
+  let metrics: () => Promise<string>;
   beforeAll(async () => {
     database = await backend.open();
     tower = await createTower({
@@ -45,6 +52,17 @@ describe.each(backends())('webhook intake on $name', (backend) => {
       logger,
       database,
     });
+    const { token } = await createApiTokens({
+      queries: createAccessQueries(database.db),
+      clock: systemClock,
+    }).create({ name: 'metrics', scope: { operator: true } });
+    metrics = async () => {
+      const response = await tower.app.request('/metrics', {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(response.status).toBe(200);
+      return response.text();
+    };
   });
   afterAll(async () => {
     await database.dispose();
@@ -199,9 +217,7 @@ describe.each(backends())('webhook intake on $name', (backend) => {
   });
 
   it('counts deliveries in the metrics', async () => {
-    const response = await tower.app.request('/metrics');
-    expect(response.status).toBe(200);
-    const text = await response.text();
+    const text = await metrics();
     expect(text).toMatch(
       /tower_webhook_deliveries_received_total\{event="installation",outcome="stored"\} [1-9]/,
     );
@@ -214,7 +230,151 @@ describe.each(backends())('webhook intake on $name', (backend) => {
     expect(text).toContain('tower_http_request_duration_seconds_bucket');
   });
 
-  it('reports an unreachable database as unhealthy', async () => {
+  it('keeps /metrics small when forged webhooks carry made-up event names', async () => {
+    const before = (await metrics()).length;
+    const forgedNames: string[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const event = `forged_${randomUUID().replaceAll('-', '_')}`;
+      forgedNames.push(event);
+      const body = JSON.stringify({ action: 'created', n: i });
+      const response = await post(tower, body, {
+        'x-github-delivery': randomUUID(),
+        'x-github-event': event,
+        'x-hub-signature-256': sign('not-the-secret', body),
+      });
+      expect(response.status).toBe(401);
+    }
+    // Made-up paths and methods are no labels either.
+    for (let i = 0; i < 200; i++) {
+      const path = `/forged-${randomUUID()}`;
+      forgedNames.push(path);
+      expect((await tower.app.request(path, { method: i % 2 ? 'GET' : 'BREW' })).status).toBe(404);
+    }
+    const text = await metrics();
+    // A few new series at most (`other`, a 401, a 404): not one for each forgery.
+    expect(text.length - before).toBeLessThan(20_000);
+    for (const name of forgedNames) expect(text).not.toContain(name);
+    expect(text).not.toContain('BREW');
+    const others =
+      /tower_webhook_deliveries_received_total\{event="other",outcome="rejected"\} (\d+)/.exec(
+        text,
+      );
+    expect(Number(others?.[1])).toBeGreaterThanOrEqual(2000);
+    expect(text).toContain('route="/api/github/webhooks"');
+  });
+
+  it('refuses a chunked body past 25 MiB with 413 as soon as it passes the limit', async () => {
+    const deliveries = createDeliveryQueries(database.db);
+    const before = await deliveries.count();
+    const chunk = new Uint8Array(1024 * 1024).fill(0x20);
+    let sent = 0;
+    // 1 GiB on offer, made only as it is read (no queue ahead), without a Content-Length.
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          if (sent >= 1024 * chunk.length) return controller.close();
+          sent += chunk.length;
+          controller.enqueue(chunk);
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    const response = await tower.app.request(
+      new Request('http://tower/api/github/webhooks', {
+        method: 'POST',
+        body,
+        duplex: 'half',
+        headers: {
+          'content-type': 'application/json',
+          'x-github-delivery': 'too-big-chunked',
+          'x-github-event': 'push',
+          'x-hub-signature-256': sign(secret, '{}'),
+        },
+      }),
+    );
+    expect(response.status).toBe(413);
+    expect(await response.json()).toEqual({
+      error: 'webhook_rejected',
+      message: 'Body is larger than 25 MiB, the most GitHub sends',
+    });
+    // Reading stopped at the limit: the rest of the gigabyte was never taken.
+    expect(sent).toBeGreaterThan(MAX_WEBHOOK_BYTES);
+    expect(sent).toBeLessThanOrEqual(MAX_WEBHOOK_BYTES + chunk.length);
+    expect(await deliveries.count()).toBe(before);
+  });
+
+  it('refuses a Content-Length past 25 MiB with 413 without reading the body', async () => {
+    // As much as it says, made only as it is read.
+    let pulled = 0;
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          if (pulled > MAX_WEBHOOK_BYTES) return controller.close();
+          const chunk = new Uint8Array(Math.min(1024 * 1024, MAX_WEBHOOK_BYTES + 1 - pulled));
+          pulled += chunk.length;
+          controller.enqueue(chunk);
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    const response = await tower.app.request(
+      new Request('http://tower/api/github/webhooks', {
+        method: 'POST',
+        body,
+        duplex: 'half',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': String(MAX_WEBHOOK_BYTES + 1),
+          'x-github-delivery': 'too-big-declared',
+          'x-github-event': 'push',
+          'x-hub-signature-256': sign(secret, '{}'),
+        },
+      }),
+    );
+    expect(response.status).toBe(413);
+    expect(pulled).toBe(0); // not a byte read
+    expect(await createDeliveryQueries(database.db).get('too-big-declared')).toBeUndefined();
+  });
+
+  it('answers a replayed body under a new delivery id as a duplicate, and does not process it again', async () => {
+    const installation = installationCreatedPayload(79, [{ id: 7901, full_name: 'org-79/app' }]);
+    const created = webhook('install-79', installation);
+    expect(await (await post(tower, created.body, created.headers)).json()).toMatchObject({
+      status: 'stored',
+    });
+    await tower.processor?.drain();
+    const uninstalled = webhook('uninstall-79', {
+      ...installation,
+      action: 'deleted',
+    });
+    expect((await post(tower, uninstalled.body, uninstalled.headers)).status).toBe(202);
+    await tower.processor?.drain();
+    const store = createInstallationQueries(database.db);
+    expect((await store.getInstallation(79))?.removedAt).toBeInstanceOf(Date);
+
+    // The captured, signed `installation.created` posted again under a fresh delivery id.
+    const replay = await post(tower, created.body, {
+      ...created.headers,
+      'x-github-delivery': 'install-79-replayed',
+    });
+    expect(replay.status).toBe(202);
+    expect(await replay.json()).toEqual({
+      deliveryId: 'install-79-replayed',
+      event: 'installation',
+      status: 'duplicate',
+    });
+    await tower.processor?.drain();
+    expect((await store.getInstallation(79))?.removedAt).toBeInstanceOf(Date);
+    expect(await createDeliveryQueries(database.db).get('install-79-replayed')).toBeUndefined();
+
+    // The same body under another event name is another delivery.
+    const other = webhook('install-79-as-ping', installation, 'ping');
+    expect(await (await post(tower, other.body, other.headers)).json()).toMatchObject({
+      status: 'stored',
+    });
+  });
+
+  it("reports an unreachable database as unhealthy, without the driver's error text", async () => {
     const closed = await backend.open();
     const unhealthy = await createTower({
       config: inProcessConfig(undefined),
@@ -224,9 +384,15 @@ describe.each(backends())('webhook intake on $name', (backend) => {
     await closed.close();
     const response = await unhealthy.app.request('/healthz');
     expect(response.status).toBe(503);
-    expect(await response.json()).toMatchObject({
+    // The driver's message (hosts, ports, paths) stays in the log: anyone may ask /healthz.
+    expect(await response.json()).toEqual({
       status: 'error',
-      database: { kind: backend.name, status: 'unreachable' },
+      version,
+      database: {
+        kind: backend.name,
+        status: 'unreachable',
+        error: 'The database did not answer; the server log has the details',
+      },
     });
     await closed.dispose().catch(() => undefined);
   });

@@ -15,7 +15,8 @@
  *   each takes a slot of the installation's budget (src/db/github-budget.ts,
  *   shared by every replica) before it is sent; what finds no slot waits for
  *   the next. When GitHub refuses with retry-after or a spent rate limit,
- *   the installation waits until then. Other failures back off and retry.
+ *   the installation waits until then; a rate limit that names no time
+ *   backs off exponentially (the budget's). Other failures retry in 5 s.
  * - Ordered by what people look at: the summary first, then completed jobs,
  *   then running ones, then the rest. A job's check run that stays queued
  *   is not updated (from blocked to pending, say): with its create and its
@@ -97,14 +98,19 @@ export type CheckReportStore = {
 };
 
 export type Budget = {
-  /** Takes up to `wanted` request slots now; `retryAt` says when the next frees when short. */
+  /**
+   * Takes up to `wanted` request slots now; `retryAt` says when the next
+   * frees when short; `backingOff`, that GitHub refused lately without a time.
+   */
   take(
     installationId: number,
     wanted: number,
     now: Date,
-  ): Promise<{ granted: number; retryAt: Date | null }>;
-  /** GitHub said to wait until `until`. */
-  block(installationId: number, until: Date): Promise<void>;
+  ): Promise<{ granted: number; retryAt: Date | null; backingOff: boolean }>;
+  /** GitHub refused with a rate limit: answers when to try again. */
+  refused(installationId: number, now: Date, retryAt: Date | undefined): Promise<Date>;
+  /** A request went through: the back-off starts again. */
+  succeeded(installationId: number): Promise<void>;
 };
 
 export type CheckPublisherOptions = {
@@ -247,12 +253,17 @@ export function createCheckPublisher(options: CheckPublisherOptions) {
     let holdUntil: Date | null = null;
     let error: string | null = null;
     if (ops.length > 0) {
-      const { granted, retryAt } = await budget.take(report.installationId, ops.length, now);
+      const { granted, retryAt, backingOff } = await budget.take(
+        report.installationId,
+        ops.length,
+        now,
+      );
       if (granted < ops.length) holdUntil = retryAt;
       for (const op of ops.slice(0, granted)) {
         try {
           await send(repo, report, op);
           sent++;
+          if (backingOff && sent === 1) await budget.succeeded(report.installationId);
         } catch (failure) {
           const problem = failure instanceof GitHubError ? failure : undefined;
           error = errorMessage(failure);
@@ -260,9 +271,8 @@ export function createCheckPublisher(options: CheckPublisherOptions) {
             { err: failure, reportId: report.id, checkRun: op.desired.name },
             'check run not published; will retry',
           );
-          if (problem?.retryAt) {
-            await budget.block(report.installationId, problem.retryAt);
-            holdUntil = problem.retryAt;
+          if (problem?.rateLimited) {
+            holdUntil = await budget.refused(report.installationId, now, problem.retryAt);
           } else {
             holdUntil = new Date(now.getTime() + 5_000);
           }

@@ -11,8 +11,13 @@ export type NewDelivery = {
   action: string | undefined;
   installationId: number | undefined;
   payload: unknown;
+  /** SHA-256 of the event name and the raw body: a replay under a new id is stored once. */
+  bodyHash: string;
   receivedAt: Date;
 };
+
+/** A claim of a delivery: `attempts` counts claims, so it tells this claim from a later one. */
+export type DeliveryLease = { id: string; attempts: number };
 
 export type ClaimedDelivery = {
   id: string;
@@ -24,12 +29,12 @@ export type ClaimedDelivery = {
 export type DeliveryStatus = (typeof webhookDeliveries.$inferSelect)['status'];
 
 /**
- * Webhook deliveries as a queue in the database: stored once by delivery id,
- * claimed with a lease by one replica, retried with backoff.
+ * Webhook deliveries as a queue in the database: stored once by delivery id
+ * and by body, claimed with a lease by one replica, retried with backoff.
  */
 export function createDeliveryQueries(db: TowerDb) {
   return {
-    /** Stores a delivery unless one with the same id is already stored. */
+    /** Stores a delivery unless one with the same id, or the same event and body, is already stored. */
     async record(delivery: NewDelivery): Promise<{ stored: boolean }> {
       const inserted = await db
         .insert(webhookDeliveries)
@@ -39,10 +44,12 @@ export function createDeliveryQueries(db: TowerDb) {
           action: delivery.action ?? null,
           installationId: delivery.installationId ?? null,
           payload: delivery.payload,
+          bodyHash: delivery.bodyHash,
           receivedAt: delivery.receivedAt,
           availableAt: delivery.receivedAt,
         })
-        .onConflictDoNothing({ target: webhookDeliveries.id })
+        // Either unique key: the id (a redelivery) or the body hash (a replay).
+        .onConflictDoNothing()
         .returning({ id: webhookDeliveries.id });
       return { stored: inserted.length === 1 };
     },
@@ -78,16 +85,30 @@ export function createDeliveryQueries(db: TowerDb) {
       return claimed;
     },
 
-    async complete(id: string, now: Date): Promise<void> {
-      await db
+    /**
+     * Marks the delivery done if `lease` still holds it; false when its lease
+     * lapsed and another claim took it, which then decides.
+     */
+    async complete(lease: DeliveryLease, now: Date): Promise<boolean> {
+      const updated = await db
         .update(webhookDeliveries)
         .set({ status: 'done', processedAt: now, leaseExpiresAt: null, lastError: null })
-        .where(and(eq(webhookDeliveries.id, id), eq(webhookDeliveries.status, 'processing')));
+        .where(held(lease))
+        .returning({ id: webhookDeliveries.id });
+      return updated.length === 1;
     },
 
-    /** Records a failed attempt; with `retryAt` it is tried again then, otherwise it stays failed. */
-    async fail(id: string, now: Date, error: string, retryAt: Date | undefined): Promise<void> {
-      await db
+    /**
+     * Records a failed attempt if `lease` still holds the delivery; with
+     * `retryAt` it is tried again then, otherwise it stays failed.
+     */
+    async fail(
+      lease: DeliveryLease,
+      now: Date,
+      error: string,
+      retryAt: Date | undefined,
+    ): Promise<boolean> {
+      const updated = await db
         .update(webhookDeliveries)
         .set({
           status: retryAt ? 'pending' : 'failed',
@@ -96,7 +117,9 @@ export function createDeliveryQueries(db: TowerDb) {
           leaseExpiresAt: null,
           lastError: error,
         })
-        .where(and(eq(webhookDeliveries.id, id), eq(webhookDeliveries.status, 'processing')));
+        .where(held(lease))
+        .returning({ id: webhookDeliveries.id });
+      return updated.length === 1;
     },
 
     async get(id: string) {
@@ -109,6 +132,15 @@ export function createDeliveryQueries(db: TowerDb) {
       return row?.n ?? 0;
     },
   };
+}
+
+/** The delivery is still in the hands of this claim: no later claim took it. */
+function held(lease: DeliveryLease) {
+  return and(
+    eq(webhookDeliveries.id, lease.id),
+    eq(webhookDeliveries.status, 'processing'),
+    eq(webhookDeliveries.attempts, lease.attempts),
+  );
 }
 
 export type DeliveryQueries = ReturnType<typeof createDeliveryQueries>;

@@ -41,8 +41,11 @@ export type ContentBudget = {
     installationId: number,
     wanted: number,
     now: Date,
-  ): Promise<{ granted: number; retryAt: Date | null }>;
-  block(installationId: number, until: Date): Promise<void>;
+  ): Promise<{ granted: number; retryAt: Date | null; backingOff: boolean }>;
+  /** GitHub refused with a rate limit: answers when to try again. */
+  refused(installationId: number, now: Date, retryAt: Date | undefined): Promise<Date>;
+  /** A request went through: the back-off starts again. */
+  succeeded(installationId: number): Promise<void>;
 };
 
 const MAX_ATTEMPTS = 20;
@@ -59,7 +62,7 @@ export function createCommentSender(options: {
 
   async function send(comment: QueuedComment): Promise<void> {
     const now = clock.now();
-    const { granted, retryAt } = await budget.take(comment.installationId, 1, now);
+    const { granted, retryAt, backingOff } = await budget.take(comment.installationId, 1, now);
     if (granted === 0) {
       await outbox.retryLater(
         comment.id,
@@ -75,9 +78,12 @@ export function createCommentSender(options: {
       if (id === null) id = await github.createComment(target, comment.issueNumber, comment.body);
       else await github.updateComment(target, id, comment.body);
       await outbox.markSent(comment.id, id, clock.now());
+      if (backingOff) await budget.succeeded(comment.installationId);
     } catch (error) {
       const failure = error instanceof GitHubError ? error : undefined;
-      if (failure?.retryAt) await budget.block(comment.installationId, failure.retryAt);
+      const limitedUntil = failure?.rateLimited
+        ? await budget.refused(comment.installationId, clock.now(), failure.retryAt)
+        : undefined;
       if ((failure && !failure.transient) || comment.attempts >= MAX_ATTEMPTS) {
         logger?.error({ err: error, commentId: comment.id }, 'comment not posted; given up');
         await outbox.abandon(comment.id, clock.now(), errorMessage(error));
@@ -87,7 +93,7 @@ export function createCommentSender(options: {
       const backoff = Math.min(600_000, 5000 * 2 ** Math.min(comment.attempts - 1, 7));
       await outbox.retryLater(
         comment.id,
-        failure?.retryAt ?? new Date(clock.now().getTime() + backoff),
+        limitedUntil ?? new Date(clock.now().getTime() + backoff),
         errorMessage(error),
       );
     }

@@ -2,14 +2,21 @@ import type { Clock } from '../lib/clock.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 
-/** Stored deliveries as a leased queue; the database implements it. */
+/** A claim of a delivery: `attempts` counts claims, so it tells this claim from a later one. */
+export type DeliveryLease = { id: string; attempts: number };
+
+/**
+ * Stored deliveries as a leased queue; the database implements it. `complete`
+ * and `fail` answer false when the lease had lapsed and a later claim took
+ * the delivery: that claim's outcome stands.
+ */
 export type DeliveryQueue = {
   claim(
     now: Date,
     leaseMs: number,
   ): Promise<{ id: string; event: string; payload: unknown; attempts: number } | undefined>;
-  complete(id: string, now: Date): Promise<void>;
-  fail(id: string, now: Date, error: string, retryAt: Date | undefined): Promise<void>;
+  complete(lease: DeliveryLease, now: Date): Promise<boolean>;
+  fail(lease: DeliveryLease, now: Date, error: string, retryAt: Date | undefined): Promise<boolean>;
 };
 
 export type StoredWebhook = { id: string; name: string; payload: unknown };
@@ -59,18 +66,33 @@ export function createDeliveryProcessor({
     const delivery = await queue.claim(clock.now(), leaseMs);
     if (!delivery) return false;
     const fields = { deliveryId: delivery.id, event: delivery.event, attempt: delivery.attempts };
+    const lease = { id: delivery.id, attempts: delivery.attempts };
+    let failure: { error: unknown } | undefined;
     try {
       await handle({ id: delivery.id, name: delivery.event, payload: delivery.payload });
-      await queue.complete(delivery.id, clock.now());
-      log.debug(fields, 'webhook processed');
-      onProcessed?.(delivery.event, 'done');
     } catch (error) {
-      const now = clock.now();
-      const retry = delivery.attempts < maxAttempts;
-      const retryAt = retry ? new Date(now.getTime() + backoffMs(delivery.attempts)) : undefined;
-      await queue.fail(delivery.id, now, errorMessage(error), retryAt);
-      log.warn({ ...fields, err: error, retryAt }, 'webhook handler failed');
+      failure = { error };
+    }
+    if (!failure) {
+      if (await queue.complete(lease, clock.now())) {
+        log.debug(fields, 'webhook processed');
+        onProcessed?.(delivery.event, 'done');
+      } else {
+        log.warn(fields, 'webhook processed after its lease lapsed; the later claim decides');
+      }
+      return true;
+    }
+    const now = clock.now();
+    const retry = delivery.attempts < maxAttempts;
+    const retryAt = retry ? new Date(now.getTime() + backoffMs(delivery.attempts)) : undefined;
+    if (await queue.fail(lease, now, errorMessage(failure.error), retryAt)) {
+      log.warn({ ...fields, err: failure.error, retryAt }, 'webhook handler failed');
       onProcessed?.(delivery.event, retry ? 'retry' : 'failed');
+    } else {
+      log.warn(
+        { ...fields, err: failure.error },
+        'webhook handler failed after its lease lapsed; the later claim decides',
+      );
     }
     return true;
   }

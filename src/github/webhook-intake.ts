@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { verify } from '@octokit/webhooks-methods';
 import { z } from 'zod';
 import type { Clock } from '../lib/clock.js';
@@ -11,6 +12,8 @@ export type DeliveryInbox = {
     action: string | undefined;
     installationId: number | undefined;
     payload: unknown;
+    /** SHA-256 of the event name and the raw body (`webhookBodyHash`). */
+    bodyHash: string;
     receivedAt: Date;
   }): Promise<{ stored: boolean }>;
 };
@@ -36,9 +39,9 @@ const EventName = z.string().regex(/^[a-z_]{1,64}$/);
 export type WebhookIntake = { receive(webhook: IncomingWebhook): Promise<IntakeOutcome> };
 
 /**
- * Verifies a webhook's signature and stores it once per delivery id. Nothing
- * is processed here: the answer goes back to GitHub at once, and the
- * delivery processor takes it from the database.
+ * Verifies a webhook's signature and stores it once per delivery id and once
+ * per body. Nothing is processed here: the answer goes back to GitHub at
+ * once, and the delivery processor takes it from the database.
  */
 export function createWebhookIntake({
   secret,
@@ -85,12 +88,23 @@ export function createWebhookIntake({
         action: envelope.data.action,
         installationId: envelope.data.installation?.id,
         payload: json,
+        bodyHash: webhookBodyHash(name.data, body),
         receivedAt: clock.now(),
       });
       if (stored) onStored?.();
       return { deliveryId: id.data, event: name.data, status: stored ? 'stored' : 'duplicate' };
     },
   };
+}
+
+/**
+ * The delivery id is not signed: a captured body posted again under a new id
+ * would pass the signature check. Each of GitHub's deliveries differs in its
+ * body (times, ids), so the same event and body twice is a replay, answered
+ * as a duplicate.
+ */
+export function webhookBodyHash(event: string, body: string): string {
+  return createHash('sha256').update(event).update('\n').update(body).digest('hex');
 }
 
 async function verifySignature(secret: string, body: string, signature: string): Promise<boolean> {

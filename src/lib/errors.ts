@@ -23,7 +23,7 @@ export class WebhookRejectedError extends TowerError {
   override readonly name = 'WebhookRejectedError';
   constructor(
     message: string,
-    readonly status: 400 | 401,
+    readonly status: 400 | 401 | 413,
   ) {
     super(message);
   }
