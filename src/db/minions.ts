@@ -1,7 +1,8 @@
 /**
  * The minion protocol's storage: minions, log chunks, artifact rows, and the
  * read-side views of runs that the protocol and the read API answer with.
- * src/minions/ decides what to write; each function is one statement.
+ * src/minions/ decides what to write; each function is one statement, or
+ * one transaction where a check must hold while it writes.
  */
 import { and, asc, count, desc, eq, gt, inArray, ne, or, sql } from 'drizzle-orm';
 import type { JobSpec } from '../lib/graph-spec.js';
@@ -105,7 +106,7 @@ export function createMinionQueries(db: TowerDb) {
     /**
      * Retires the minion for good: its credential is refused from now on,
      * and its running runs count as lapsed (src/db/scheduler-store.ts
-     * `overdueRuns`). The row after, or undefined.
+     * `lapsedLeases`). The row after, or undefined.
      */
     async retireMinion(minionId: number): Promise<MinionRow | undefined> {
       const [row] = await db
@@ -178,21 +179,60 @@ export function createMinionQueries(db: TowerDb) {
         .orderBy(jobs.id, desc(runs.attempt));
     },
 
-    /** Stores a chunk once: a repeated sequence number is ignored. */
-    async insertLogChunk(runId: number, seq: number, data: string, now: Date): Promise<void> {
-      await db
-        .insert(logChunks)
-        .values({ runId, seq, data, createdAt: now })
-        .onConflictDoNothing({ target: [logChunks.runId, logChunks.seq] });
+    /**
+     * Stores a chunk once and counts its bytes in `runs.log_bytes`, in one
+     * transaction holding the run's row, so that appends are counted one at
+     * a time: `stored`; `duplicate` (the sequence number is stored already:
+     * nothing is counted again); `full` (the log would pass `limit` bytes);
+     * `not-running` (the run is not running on this minion).
+     */
+    async appendLogChunk(chunk: {
+      runId: number;
+      minionId: number;
+      seq: number;
+      data: string;
+      bytes: number;
+      limit: number;
+      now: Date;
+    }): Promise<'stored' | 'duplicate' | 'full' | 'not-running'> {
+      return db.transaction(async (tx) => {
+        const [run] = await tx
+          .select({ logBytes: runs.logBytes })
+          .from(runs)
+          .where(
+            and(
+              eq(runs.id, chunk.runId),
+              eq(runs.minionId, chunk.minionId),
+              eq(runs.state, 'running'),
+            ),
+          )
+          .for('update');
+        if (!run) return 'not-running';
+        const [stored] = await tx
+          .select({ seq: logChunks.seq })
+          .from(logChunks)
+          .where(and(eq(logChunks.runId, chunk.runId), eq(logChunks.seq, chunk.seq)));
+        if (stored) return 'duplicate';
+        if (run.logBytes + chunk.bytes > chunk.limit) return 'full';
+        await tx
+          .insert(logChunks)
+          .values({ runId: chunk.runId, seq: chunk.seq, data: chunk.data, createdAt: chunk.now });
+        await tx
+          .update(runs)
+          .set({ logBytes: sql`${runs.logBytes} + ${chunk.bytes}` })
+          .where(eq(runs.id, chunk.runId));
+        return 'stored';
+      });
     },
 
-    /** The run's chunks after `afterSeq`, in order. */
-    async logChunks(runId: number, afterSeq = -1): Promise<LogChunkRow[]> {
+    /** At most `limit` of the run's chunks after `afterSeq`, in order: a log is read a page at a time. */
+    async logChunks(runId: number, afterSeq: number, limit: number): Promise<LogChunkRow[]> {
       return db
         .select({ seq: logChunks.seq, data: logChunks.data })
         .from(logChunks)
         .where(and(eq(logChunks.runId, runId), gt(logChunks.seq, afterSeq)))
-        .orderBy(asc(logChunks.seq));
+        .orderBy(asc(logChunks.seq))
+        .limit(limit);
     },
 
     /**
@@ -245,30 +285,54 @@ export function createMinionQueries(db: TowerDb) {
       return names;
     },
 
-    /** A second upload of a name replaces the first. */
-    async upsertArtifact(artifact: {
+    /**
+     * Records an uploaded artifact if the run is still running on this
+     * minion, checked in the same transaction (holding the run's row, as a
+     * report does): once the run has reported, its artifacts are frozen. A
+     * second upload of a name replaces the first; `replaced` is the storage
+     * key the name had before, for the caller to delete.
+     */
+    async recordArtifact(artifact: {
       runId: number;
+      minionId: number;
       name: string;
       size: number;
       sha256: string;
       contentType: string;
       storageKey: string;
       now: Date;
-    }): Promise<void> {
-      const { now, ...values } = artifact;
-      await db
-        .insert(artifacts)
-        .values({ ...values, createdAt: now })
-        .onConflictDoUpdate({
-          target: [artifacts.runId, artifacts.name],
-          set: {
-            size: values.size,
-            sha256: values.sha256,
-            contentType: values.contentType,
-            storageKey: values.storageKey,
-            createdAt: now,
-          },
-        });
+    }): Promise<
+      { outcome: 'recorded'; replaced: string | undefined } | { outcome: 'not-running' }
+    > {
+      const { now, minionId, ...values } = artifact;
+      return db.transaction(async (tx) => {
+        const [run] = await tx
+          .select({ id: runs.id })
+          .from(runs)
+          .where(
+            and(eq(runs.id, values.runId), eq(runs.minionId, minionId), eq(runs.state, 'running')),
+          )
+          .for('update');
+        if (!run) return { outcome: 'not-running' as const };
+        const [previous] = await tx
+          .select({ storageKey: artifacts.storageKey })
+          .from(artifacts)
+          .where(and(eq(artifacts.runId, values.runId), eq(artifacts.name, values.name)));
+        await tx
+          .insert(artifacts)
+          .values({ ...values, createdAt: now })
+          .onConflictDoUpdate({
+            target: [artifacts.runId, artifacts.name],
+            set: {
+              size: values.size,
+              sha256: values.sha256,
+              contentType: values.contentType,
+              storageKey: values.storageKey,
+              createdAt: now,
+            },
+          });
+        return { outcome: 'recorded' as const, replaced: previous?.storageKey };
+      });
     },
 
     async artifact(runId: number, name: string): Promise<ArtifactRow | undefined> {

@@ -15,6 +15,8 @@ export type ArtifactStore = {
   /** Streams the bytes to the key, replacing what it held; nothing is stored if the stream fails. */
   put(key: string, body: ReadableStream<Uint8Array>): Promise<StoredObject>;
   get(key: string): Promise<ReadableStream<Uint8Array> | undefined>;
+  /** Removes the key's bytes; a key that holds none is no error. */
+  delete(key: string): Promise<void>;
 };
 
 /** The default store: one file per key under `root` (`<dataDir>/artifacts`). */
@@ -59,6 +61,9 @@ export function createFileArtifactStore(root: string): ArtifactStore {
         throw error;
       }
       return Readable.toWeb(createReadStream(path)) as ReadableStream<Uint8Array>;
+    },
+    async delete(key) {
+      await rm(pathOf(key), { force: true });
     },
   };
 }

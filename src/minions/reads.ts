@@ -7,7 +7,8 @@ import { createMinionQueries, type MinionRow, type RunDetail } from '../db/minio
 import type { JobResult } from '../lib/graph-spec.js';
 import type { GraphPage, Scheduler } from '../scheduler/scheduler.js';
 import type { ArtifactStore } from './artifact-store.js';
-import { NotFoundError } from './errors.js';
+import { createSlots } from '../lib/slots.js';
+import { NotFoundError, ShuttingDownError, TooManyRequestsError } from './errors.js';
 import type { RunSignals } from './run-signals.js';
 import { createUrls, type ArtifactEntry } from './urls.js';
 
@@ -60,8 +61,22 @@ function minionView(row: MinionRow): MinionView {
   };
 }
 
-/** How often a follower looks for output that another replica took. */
+/**
+ * Chunks read per query when a log is served: at most 2 MiB (a chunk holds
+ * at most 1 MiB), so a reader never holds a whole log in memory.
+ */
+export const LOG_PAGE_CHUNKS = 2;
+/** Log followers one client may have open at once, unless told otherwise. */
+export const DEFAULT_MAX_FOLLOWERS_PER_CLIENT = 16;
+/**
+ * How soon a follower looks for output that another replica took (this
+ * replica's output wakes it at once): after 1 s, doubling while nothing
+ * comes, up to 16 s.
+ */
 const FOLLOW_POLL_MS = 1000;
+const FOLLOW_POLL_MAX_MS = 16_000;
+/** What a refused follower's `retry-after` says. */
+const FOLLOW_RETRY_AFTER_SECONDS = 10;
 
 export function createReads(deps: {
   db: TowerDb;
@@ -69,9 +84,14 @@ export function createReads(deps: {
   artifacts: ArtifactStore;
   runSignals: RunSignals;
   publicUrl: string;
+  /** Aborted when Tower shuts down: followers and log reads end at once. */
+  shutdown?: AbortSignal;
+  maxFollowersPerClient?: number;
 }) {
   const queries = createMinionQueries(deps.db);
   const urls = createUrls(deps.publicUrl);
+  const maxFollowers = deps.maxFollowersPerClient ?? DEFAULT_MAX_FOLLOWERS_PER_CLIENT;
+  const followers = createSlots(maxFollowers);
 
   async function runDetail(runId: number): Promise<RunDetail> {
     const detail = await queries.runDetail(runId);
@@ -138,15 +158,69 @@ export function createReads(deps: {
       return { contentType: row.contentType, size: row.size, body };
     },
 
-    /** The whole log: every chunk in sequence order. */
-    async log(runId: number): Promise<string> {
+    /**
+     * The whole log, every chunk in sequence order, read from the database
+     * a page at a time as the reader takes it (never whole in memory).
+     * Ends early, with an error, when Tower shuts down.
+     */
+    async log(runId: number): Promise<ReadableStream<Uint8Array>> {
       await runDetail(runId);
-      return (await queries.logChunks(runId)).map((chunk) => chunk.data).join('');
+      const encoder = new TextEncoder();
+      let after = -1;
+      let stopShutdown: (() => void) | undefined;
+      return new ReadableStream<Uint8Array>(
+        {
+          start(controller) {
+            const shutdown = deps.shutdown;
+            if (!shutdown) return;
+            const stop = () =>
+              controller.error(new ShuttingDownError('Tower is shutting down: read the log again'));
+            if (shutdown.aborted) return stop();
+            shutdown.addEventListener('abort', stop, { once: true });
+            stopShutdown = () => shutdown.removeEventListener('abort', stop);
+          },
+          async pull(controller) {
+            const page = await queries.logChunks(runId, after, LOG_PAGE_CHUNKS);
+            for (const chunk of page) {
+              after = chunk.seq;
+              controller.enqueue(encoder.encode(chunk.data));
+            }
+            if (page.length < LOG_PAGE_CHUNKS) {
+              stopShutdown?.();
+              controller.close();
+            }
+          },
+          cancel() {
+            stopShutdown?.();
+          },
+        },
+        // Nothing read ahead: a page is read when the reader takes the last one.
+        { highWaterMark: 0 },
+      );
+    },
+
+    /**
+     * Admits one more log follower for `client` (an address, or later a
+     * signed-in identity); the function it returns lets it go. Throws
+     * TooManyRequestsError when the client has as many open as it may.
+     */
+    admitFollower(client: string): () => void {
+      const release = followers.take(client);
+      if (!release) {
+        throw new TooManyRequestsError(
+          `This client follows ${maxFollowers} logs already, the most it may follow at once: ` +
+            'close one (or read the log without ?follow) and try again',
+          FOLLOW_RETRY_AFTER_SECONDS,
+        );
+      }
+      return release;
     },
 
     /**
      * The chunks there are, then new ones as they arrive, until the run is
-     * done (or `signal` aborts). Chunks arriving out of order behind one
+     * done (or `signal` aborts, or Tower shuts down). Read a page at a time;
+     * this replica's new output wakes the follower, and it looks for other
+     * replicas' with back-off. Chunks arriving out of order behind one
      * already sent are in the full log, not in the stream.
      */
     async *followLog(
@@ -154,6 +228,11 @@ export function createReads(deps: {
       signal?: AbortSignal,
     ): AsyncGenerator<{ seq: number; data: string }, void> {
       await runDetail(runId);
+      const stop = new AbortController();
+      const abort = () => stop.abort();
+      signal?.addEventListener('abort', abort);
+      deps.shutdown?.addEventListener('abort', abort);
+      if (signal?.aborted || deps.shutdown?.aborted) stop.abort();
       let signalled = false;
       let wake: (() => void) | undefined;
       const unsubscribe = deps.runSignals.subscribe(runId, () => {
@@ -162,30 +241,42 @@ export function createReads(deps: {
       });
       try {
         let last = -1;
+        let pollMs = FOLLOW_POLL_MS;
         for (;;) {
           signalled = false;
           // The state is read before the chunks: a run done then has all its chunks already.
           const done = (await runDetail(runId)).state === 'done';
-          for (const chunk of await queries.logChunks(runId, last)) {
-            last = chunk.seq;
-            yield chunk;
-          }
-          if (done || signal?.aborted) return;
+          let page: { seq: number; data: string }[];
+          let news = false;
+          do {
+            page = await queries.logChunks(runId, last, LOG_PAGE_CHUNKS);
+            for (const chunk of page) {
+              last = chunk.seq;
+              news = true;
+              yield chunk;
+              if (stop.signal.aborted) return;
+            }
+          } while (page.length === LOG_PAGE_CHUNKS);
+          if (done || stop.signal.aborted) return;
+          pollMs = news ? FOLLOW_POLL_MS : Math.min(pollMs * 2, FOLLOW_POLL_MAX_MS);
           if (signalled) continue;
           await new Promise<void>((resolve) => {
             const finish = () => {
               clearTimeout(timer);
-              signal?.removeEventListener('abort', finish);
+              stop.signal.removeEventListener('abort', finish);
               wake = undefined;
               resolve();
             };
-            const timer = setTimeout(finish, FOLLOW_POLL_MS);
-            signal?.addEventListener('abort', finish);
+            const timer = setTimeout(finish, pollMs);
+            stop.signal.addEventListener('abort', finish);
             wake = finish;
           });
+          if (signalled) pollMs = FOLLOW_POLL_MS;
         }
       } finally {
         unsubscribe();
+        signal?.removeEventListener('abort', abort);
+        deps.shutdown?.removeEventListener('abort', abort);
       }
     },
 

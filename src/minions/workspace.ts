@@ -6,8 +6,8 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir } from 'node:fs/promises';
-import { extname, join, relative, sep } from 'node:path';
+import { lstat, mkdir, readdir, realpath } from 'node:fs/promises';
+import { extname, isAbsolute, join, relative, sep } from 'node:path';
 import picomatch from 'picomatch';
 import { TowerError } from '../lib/errors.js';
 
@@ -86,18 +86,25 @@ export function createCheckouts(cacheDir: string) {
   }
 
   return {
-    /** A clean working tree of `sha` at `into` (which must not exist yet). */
+    /**
+     * A clean working tree of `sha` at `into` (which must not exist yet).
+     * By default the checkout borrows the cache's objects (`--shared`); with
+     * `borrow: false` it hard-links them instead, so that a job running as
+     * another user needs no access to the cache (src/minions/isolation.ts).
+     */
     async checkout(input: {
       repositoryId: number;
       source: CheckoutSource;
       sha: string;
       into: string;
+      borrow?: boolean;
     }): Promise<void> {
       if (!/^[0-9a-f]{40}$/.test(input.sha)) {
         throw new CheckoutError(`not a commit sha: ${input.sha}`);
       }
       const cache = await fetchIntoCache(input.repositoryId, input.source, input.sha);
-      await git(['clone', '--quiet', '--shared', '--no-checkout', cache, input.into]);
+      const objects = input.borrow === false ? '--local' : '--shared';
+      await git(['clone', '--quiet', objects, '--no-checkout', cache, input.into]);
       await git(['-C', input.into, 'checkout', '--quiet', '--detach', input.sha]);
     },
   };
@@ -132,25 +139,52 @@ export function contentTypeOf(name: string): string {
 /**
  * The regular files under `root` that match any glob, as names relative to
  * `root` with forward slashes, sorted. Only the directories a glob can reach
- * are walked, and `.git` never is.
+ * are walked, and `.git` never is. Nothing outside `root` is ever reached:
+ * not through `..`, nor through a symbolic link, even one in a glob's base
+ * (`out/**` where `out` links to `/etc` or to another run's directory).
  */
 export async function matchArtifacts(
   root: string,
   globs: readonly string[],
 ): Promise<ArtifactFile[]> {
   const found = new Map<string, ArtifactFile>();
+  const realRoot = await realpath(root);
   for (const glob of globs) {
     const match = picomatch(glob, { dot: true });
-    const { base } = picomatch.scan(glob);
-    const start = join(root, base);
+    const start = await baseInside(root, picomatch.scan(glob).base);
+    if (start === undefined) continue;
     for await (const path of walk(start)) {
       const name = relative(root, path).split(sep).join('/');
       if (found.has(name) || name.split('/').includes('.git') || !match(name)) continue;
+      // A directory swapped for a link while we walked is still caught here.
+      if (!isWithin(realRoot, await realpath(path).catch(() => ''))) continue;
       const info = await lstat(path);
       found.set(name, { name, path, size: info.size, contentType: contentTypeOf(name) });
     }
   }
   return [...found.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/**
+ * Where a glob's base lies under `root`, or undefined when it leaves it:
+ * absolute, through `..`, or with anything but a real directory (never a
+ * symbolic link) on the way. The last part is checked by `walk`.
+ */
+async function baseInside(root: string, base: string): Promise<string | undefined> {
+  if (isAbsolute(base)) return undefined;
+  const parts = base.split('/').filter((part) => part !== '' && part !== '.');
+  if (parts.includes('..')) return undefined;
+  let path = root;
+  for (const part of parts.slice(0, -1)) {
+    path = join(path, part);
+    const info = await lstat(path).catch(() => undefined);
+    if (!info?.isDirectory()) return undefined;
+  }
+  return join(root, ...parts);
+}
+
+function isWithin(directory: string, path: string): boolean {
+  return path.startsWith(directory + sep);
 }
 
 async function* walk(path: string): AsyncGenerator<string> {
