@@ -1,4 +1,5 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { eq, sql } from 'drizzle-orm';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
@@ -7,6 +8,8 @@ import type { TowerDb } from '../src/db/connection.js';
 import * as schema from '../src/db/schema.js';
 import { minions } from '../src/db/schema.js';
 import { GRAPH_SPEC_VERSION, type GraphSpec, type JobSpec } from '../src/lib/graph-spec.js';
+import { createLogger } from '../src/lib/logger.js';
+import { createMaintenance } from '../src/minions/maintenance.js';
 import { createScheduler, type Scheduler } from '../src/scheduler/scheduler.js';
 import { backends, type TestDatabase } from './support/databases.js';
 import { insertEvent, insertRepositoryFixture } from './support/fixtures.js';
@@ -61,7 +64,7 @@ describe.each(backends())('scheduler on $name', (backend) => {
 
   beforeAll(async () => {
     database = await backend.open();
-    scheduler = createScheduler({ db: database.db, clock });
+    scheduler = createScheduler({ db: database.db, clock, leaseClock: clock });
     await insertRepositoryFixture(database.db);
   });
   afterAll(async () => {
@@ -600,7 +603,7 @@ describe.each(backends())('scheduler on $name', (backend) => {
     // The owner's heartbeat extends the lease.
     expect(
       await scheduler.heartbeat({ runId: run.runId, minionId: owner.id, leaseMs: 10_000 }),
-    ).toBe('ok');
+    ).toEqual({ leaseExpiresAt: new Date(clock.now().getTime() + 10_000) });
     clock.advance(9); // 10 s after the claim: the first lease would have lapsed
     expect(await scheduler.expireLeases()).toBe(0);
     expect(
@@ -620,7 +623,7 @@ describe.each(backends())('scheduler on $name', (backend) => {
       job(label(i), { requires: [tag], ...(i > 0 ? { needs: [label((i - 1) >> 1)] } : {}) }),
     );
     const counting = countingDb(database);
-    const counted = createScheduler({ db: counting.db, clock });
+    const counted = createScheduler({ db: counting.db, clock, leaseClock: clock });
     const eventId = await newEvent();
     const started = performance.now();
     const { graphId, jobCount } = await counted.createGraph({
@@ -647,5 +650,235 @@ describe.each(backends())('scheduler on $name', (backend) => {
       counted.claim({ minionId: minion.id, leaseMs: LEASE }),
     ]);
     expect(next.map((c) => c?.label).sort()).toEqual([label(1), label(2)]);
+  });
+});
+
+describe.each(backends())('leases on $name', (backend) => {
+  let database: TestDatabase;
+  /** The lease clock of the outage tests; the skew test uses the database's. */
+  const clock = manualClock(new Date('2026-06-01T00:00:00Z'));
+  const graphsOfTest: { graphId: number; scheduler: Scheduler }[] = [];
+  let minionCounter = 0;
+
+  beforeAll(async () => {
+    database = await backend.open();
+    await insertRepositoryFixture(database.db);
+  });
+  afterAll(async () => {
+    await database.dispose();
+  });
+  afterEach(async () => {
+    for (const { graphId, scheduler } of graphsOfTest.splice(0))
+      await scheduler.cancel({ graphId });
+  });
+
+  /** Jobs `labels`, each requiring `tag`, in a graph of their own. */
+  async function create(scheduler: Scheduler, tag: string, labels: string[]) {
+    const { graphId } = await scheduler.createGraph({
+      repositoryId: 10,
+      eventId: await insertEvent(database.db),
+      spec: graphSpec(
+        'leases',
+        labels.map((label) => job(label, { requires: [tag] })),
+      ),
+      trust: 'trusted',
+    });
+    graphsOfTest.push({ graphId, scheduler });
+    return graphId;
+  }
+
+  /** A minion with `exceptions` counted toward its quarantine already. */
+  async function newMinion(tags: string[], exceptions = 0) {
+    const n = ++minionCounter;
+    const [row] = await database.db
+      .insert(minions)
+      .values({
+        name: `lease-minion-${n}`,
+        tags,
+        credentialHash: `lease-hash-${n}`,
+        consecutiveExceptions: exceptions,
+      })
+      .returning({ id: minions.id });
+    return { id: row!.id };
+  }
+
+  const minionRow = async (id: number) =>
+    (await database.db.select().from(minions).where(eq(minions.id, id)))[0]!;
+
+  async function databaseNow(): Promise<Date> {
+    const result: unknown = await database.db.execute(sql`select now() as now`);
+    const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as {
+      now: Date | string;
+    }[];
+    return new Date(rows[0]!.now);
+  }
+
+  async function runOf(scheduler: Scheduler, graphId: number, label: string) {
+    const status = (await scheduler.graphStatus({ graphId }))!;
+    return status.jobs.find((j) => j.label === label)!.runs.at(-1)!;
+  }
+
+  it('times leases by the database’s clock: a replica an hour off neither ends others’ leases early nor keeps its own late', async () => {
+    const skewed = (seconds: number) => ({ now: () => new Date(Date.now() + seconds * 1000) });
+    const ahead = createScheduler({ db: database.db, clock: skewed(3600) });
+    const behind = createScheduler({ db: database.db, clock: skewed(-3600) });
+    const graphId = await create(behind, 'skew', ['build']);
+    const minion = await newMinion(['skew']);
+
+    const before = await databaseNow();
+    const run = (await behind.claim({ minionId: minion.id, leaseMs: LEASE }))!;
+    const after = await databaseNow();
+    // The lease runs from the database's now, not from the claiming replica's.
+    expect(run.leaseExpiresAt.getTime()).toBeGreaterThanOrEqual(before.getTime() + LEASE);
+    expect(run.leaseExpiresAt.getTime()).toBeLessThanOrEqual(after.getTime() + LEASE);
+    // The replica an hour ahead sees nothing lapsed.
+    expect(await ahead.expireLeases()).toBe(0);
+    expect(await runOf(ahead, graphId, 'build')).toMatchObject({ state: 'running' });
+
+    // Renewed through the replica ahead for a moment only, the lease lapses a moment
+    // later for the replica an hour behind: not an hour late.
+    const beat = await ahead.heartbeat({ runId: run.runId, minionId: minion.id, leaseMs: 100 });
+    expect(beat).not.toBe('stop');
+    await vi.waitFor(async () => expect(await behind.expireLeases()).toBe(1), {
+      timeout: 10_000,
+      interval: 50,
+    });
+    expect(await runOf(behind, graphId, 'build')).toMatchObject({
+      state: 'done',
+      result: 'exception',
+      reason: 'claim-expired',
+    });
+  });
+
+  it('keeps the leases that lapsed while the database was down until their minions could heartbeat, and ends the rest without counting them toward quarantine', async () => {
+    const scheduler = createScheduler({ db: database.db, clock, leaseClock: clock });
+    const GRACE = 10;
+    const GAP = 30;
+    /** One maintenance pass: `outage` when this replica's earlier passes failed. */
+    const pass = async (outage = false) => {
+      await scheduler.watchLeases({ outage, gapSeconds: GAP });
+      return scheduler.expireLeases({ graceSeconds: GRACE });
+    };
+    const graphId = await create(scheduler, 'outage', ['kept', 'lost']);
+    const alive = await newMinion(['outage'], 1);
+    const dead = await newMinion(['outage'], 1);
+    expect(await pass()).toBe(0);
+    clock.advance(GRACE);
+    expect(await pass()).toBe(0);
+    const kept = (await scheduler.claim({ minionId: alive.id, leaseMs: 10_000 }))!;
+    const lost = (await scheduler.claim({ minionId: dead.id, leaseMs: 10_000 }))!;
+    expect([kept.label, lost.label].sort()).toEqual(['kept', 'lost']);
+
+    clock.advance(5);
+    expect(await pass()).toBe(0);
+    // The database is down for 20 s: passes and heartbeats fail, both leases lapse.
+    clock.advance(20);
+    // The first pass that reaches it again says its predecessors failed: nothing ends.
+    expect(await pass(true)).toBe(0);
+    clock.advance(3);
+    const renewed = await scheduler.heartbeat({
+      runId: kept.runId,
+      minionId: alive.id,
+      leaseMs: 10_000,
+    });
+    expect(renewed).toEqual({ leaseExpiresAt: new Date(clock.now().getTime() + 10_000) });
+    expect(await pass()).toBe(0);
+    // A grace after the database came back: the minion that did not heartbeat loses its run.
+    clock.advance(GRACE - 3);
+    expect(await pass()).toBe(1);
+    expect(await runOf(scheduler, graphId, kept.label)).toMatchObject({ state: 'running' });
+    expect(await runOf(scheduler, graphId, lost.label)).toMatchObject({
+      state: 'done',
+      result: 'exception',
+      reason: 'claim-expired',
+    });
+    // Neither minion's count moved: a lapsed lease is not the minion's exception.
+    for (const minion of [alive, dead]) {
+      expect(await minionRow(minion.id)).toMatchObject({
+        state: 'active',
+        consecutiveExceptions: 1,
+      });
+    }
+    expect(
+      await scheduler.finishRun({ runId: kept.runId, minionId: alive.id, result: 'success' }),
+    ).toBe('ok');
+  });
+
+  it('counts a stretch with no pass of any replica as an outage too', async () => {
+    const scheduler = createScheduler({ db: database.db, clock, leaseClock: clock });
+    const GRACE = 10;
+    const GAP = 30;
+    const pass = async () => {
+      await scheduler.watchLeases({ outage: false, gapSeconds: GAP });
+      return scheduler.expireLeases({ graceSeconds: GRACE });
+    };
+    const graphId = await create(scheduler, 'gap', ['kept', 'lost']);
+    const alive = await newMinion(['gap']);
+    const dead = await newMinion(['gap']);
+    clock.advance(GRACE);
+    expect(await pass()).toBe(0);
+    const kept = (await scheduler.claim({ minionId: alive.id, leaseMs: 10_000 }))!;
+    const lost = (await scheduler.claim({ minionId: dead.id, leaseMs: 10_000 }))!;
+
+    // Every replica was down (or stalled) for longer than the gap: nobody passed.
+    clock.advance(GAP + 1);
+    expect(await pass()).toBe(0);
+    clock.advance(2);
+    expect(
+      await scheduler.heartbeat({ runId: kept.runId, minionId: alive.id, leaseMs: 10_000 }),
+    ).not.toBe('stop');
+    clock.advance(GRACE - 2);
+    expect(await pass()).toBe(1);
+    expect(await runOf(scheduler, graphId, kept.label)).toMatchObject({ state: 'running' });
+    expect(await runOf(scheduler, graphId, lost.label)).toMatchObject({
+      reason: 'claim-expired',
+    });
+  });
+
+  it('has the maintenance pass that reaches the database after failed passes hold lapsed leases for a lease', async () => {
+    const scheduler = createScheduler({ db: database.db, clock, leaseClock: clock });
+    let down = false;
+    const unreachable = () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:5432'));
+    // The scheduler as a replica sees it while the database is down: every call fails.
+    const maintenance = createMaintenance({
+      scheduler: {
+        watchLeases: (input) => (down ? unreachable() : scheduler.watchLeases(input)),
+        expireLeases: (input) => (down ? unreachable() : scheduler.expireLeases(input)),
+        enforceTimeouts: () => (down ? unreachable() : scheduler.enforceTimeouts()),
+      },
+      logger: createLogger({ level: 'silent' }),
+      intervalMs: 5000,
+      leaseSeconds: 10,
+    });
+    const graphId = await create(scheduler, 'failed-passes', ['kept', 'lost']);
+    const alive = await newMinion(['failed-passes']);
+    const dead = await newMinion(['failed-passes']);
+    clock.advance(10);
+    await maintenance.tick();
+    const kept = (await scheduler.claim({ minionId: alive.id, leaseMs: 10_000 }))!;
+    const lost = (await scheduler.claim({ minionId: dead.id, leaseMs: 10_000 }))!;
+
+    // Passes every 5 s; the database is down for two of them: never a gap of 15 s.
+    clock.advance(5);
+    await maintenance.tick();
+    down = true;
+    for (let i = 0; i < 2; i++) {
+      clock.advance(5);
+      await expect(maintenance.tick()).rejects.toThrow('ECONNREFUSED');
+    }
+    down = false;
+    clock.advance(1);
+    // Both leases lapsed 1 s ago; the minions have had no chance to heartbeat.
+    expect(await maintenance.tick()).toEqual({ expiredLeases: 0, timeouts: 0 });
+    clock.advance(2);
+    expect(
+      await scheduler.heartbeat({ runId: kept.runId, minionId: alive.id, leaseMs: 10_000 }),
+    ).not.toBe('stop');
+    clock.advance(8);
+    expect(await maintenance.tick()).toEqual({ expiredLeases: 1, timeouts: 0 });
+    expect(await runOf(scheduler, graphId, kept.label)).toMatchObject({ state: 'running' });
+    expect(await runOf(scheduler, graphId, lost.label)).toMatchObject({
+      reason: 'claim-expired',
+    });
   });
 });

@@ -1,9 +1,11 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { eq } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { jobApprovals, logChunks } from '../src/db/schema.js';
+import { parseHostAllowList, type HostAllowList } from '../src/lib/ip-ranges.js';
 import { createLogger } from '../src/lib/logger.js';
 import {
   createNotifyAdapter,
@@ -26,6 +28,14 @@ import {
 
 const LEASE = 60_000;
 const silent = createLogger({ level: process.env.DEBUG_SERVER_JOBS ? 'debug' : 'silent' });
+
+function allowList(text: string): HostAllowList {
+  const parsed = parseHostAllowList(text);
+  if (!parsed.ok) throw new Error(parsed.problem);
+  return parsed.list;
+}
+/** The test servers listen on loopback: an internal hook, allowed explicitly. */
+const loopbackAllowed = allowList('127.0.0.1');
 
 type Received = { method: string; url: string; headers: IncomingHttpHeaders; body: string };
 
@@ -129,20 +139,168 @@ describe('the notify adapter', () => {
     try {
       const slow = `http://127.0.0.1:${port}/hook`;
       await expect(
-        createNotifyAdapter({ timeoutMs: 200 }).send({
+        createNotifyAdapter({ timeoutMs: 200, allowHosts: loopbackAllowed }).send({
           ...notification,
           comment: null,
           webhook: slow,
         }),
-      ).rejects.toThrow(`webhook ${slow} did not answer within 0.2 s`);
+      ).rejects.toThrow(`webhook ${slow} gave no answer within 0.2 s`);
       await expect(
-        createNotifyAdapter().send({ ...notification, comment: null, webhook: hook.url }),
-      ).rejects.toThrow(`webhook ${hook.url} answered 302 Found`);
+        createNotifyAdapter({ allowHosts: loopbackAllowed }).send({
+          ...notification,
+          comment: null,
+          webhook: hook.url,
+        }),
+      ).rejects.toThrow(`webhook ${hook.url} answered HTTP 302 (redirects are not followed)`);
     } finally {
       silentServer.closeAllConnections();
       await new Promise<void>((resolve) => silentServer.close(() => resolve()));
       await hook.close();
     }
+  });
+});
+
+describe('notify webhooks aimed inside (the attack)', () => {
+  const notification: Notification = {
+    repositoryId: 10,
+    sha: 'b'.repeat(40),
+    event: { id: 1, type: 'push', branch: 'main' },
+    graph: { id: 2, name: 'ci' },
+    job: { id: 3, label: 'tell' },
+    runId: 4,
+    comment: null,
+    webhook: null,
+  };
+  const hint = 'an internal hook must be listed in TOWER_NOTIFY_ALLOW_HOSTS';
+
+  it('refuse loopback, the metadata address and names resolving to them; nothing arrives', async () => {
+    const hook = await webhookServer();
+    const { port } = new URL(hook.url);
+    const adapter = createNotifyAdapter();
+    const send = (webhook: string) => adapter.send({ ...notification, webhook });
+    try {
+      await expect(send(hook.url)).rejects.toThrow(
+        `webhook ${hook.url} refused: the address is loopback; ${hint}`,
+      );
+      await expect(send('http://169.254.169.254/latest/meta-data/')).rejects.toThrow(
+        'webhook http://169.254.169.254/latest/meta-data/ refused: the address is link-local (where cloud metadata services answer)',
+      );
+      // A name is judged by what it resolves to (localhost: 127.0.0.1 and ::1).
+      await expect(send(`http://localhost:${port}/hook`)).rejects.toThrow(
+        `refused: the address is loopback; ${hint}`,
+      );
+      // IPv4 written as IPv6, and the other private ranges.
+      for (const [url, why] of [
+        [`http://[::ffff:127.0.0.1]:${port}/hook`, 'loopback'],
+        [`http://[::1]:${port}/hook`, 'loopback'],
+        ['http://10.1.2.3/', 'private'],
+        ['http://172.16.0.1/', 'private'],
+        ['http://192.168.1.1/', 'private'],
+        ['http://100.64.0.1/', 'shared (carrier-grade NAT)'],
+        ['http://[fd00::1]/', 'private'],
+        ['http://[fe80::1]/', 'link-local'],
+        ['http://0.0.0.0/', 'unspecified ("this network")'],
+        ['http://224.0.0.1/', 'multicast'],
+      ] as const) {
+        await expect(send(url)).rejects.toThrow(`webhook ${url} refused: the address is ${why};`);
+      }
+      // One private address among public ones is enough to refuse the name.
+      const mixed = createNotifyAdapter({
+        resolveHost: async () => [
+          { address: '93.184.215.14', family: 4 },
+          { address: '10.0.0.7', family: 4 },
+        ],
+      });
+      await expect(
+        mixed.send({ ...notification, webhook: 'https://hooks.example.com/x' }),
+      ).rejects.toThrow('refused: the address is private');
+      expect(hook.received).toEqual([]);
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('connect to the address that was checked: a name cannot resolve elsewhere in between', async () => {
+    const hook = await webhookServer();
+    const { port } = new URL(hook.url);
+    // First 127.0.0.2 (allowed; nothing listens there), then the listening 127.0.0.1.
+    const answers = ['127.0.0.2', '127.0.0.1'];
+    let asked = 0;
+    const adapter = createNotifyAdapter({
+      allowHosts: allowList('127.0.0.2/32'),
+      resolveHost: async () => [{ address: answers[asked++]!, family: 4 }],
+    });
+    try {
+      await expect(
+        adapter.send({ ...notification, webhook: `http://rebinding.example:${port}/hook` }),
+      ).rejects.toThrow(
+        `webhook http://rebinding.example:${port}/hook could not be reached: the connection was refused`,
+      );
+      expect(asked).toBe(1);
+      expect(hook.received).toEqual([]);
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('reach an allowlisted internal hook, by address or by name, signed', async () => {
+    const hook = await webhookServer();
+    const { port } = new URL(hook.url);
+    const secret = 'a notify secret of some length';
+    try {
+      await createNotifyAdapter({ allowHosts: loopbackAllowed, secret }).send({
+        ...notification,
+        webhook: hook.url,
+      });
+      await createNotifyAdapter({ allowHosts: allowList('LocalHost'), secret }).send({
+        ...notification,
+        webhook: `http://localhost:${port}/hook`,
+      });
+      expect(hook.received).toHaveLength(2);
+      for (const request of hook.received) {
+        // Checked as a receiver would: its own HMAC of the raw body, compared in constant time.
+        const expected = Buffer.from(
+          `sha256=${createHmac('sha256', secret).update(request.body).digest('hex')}`,
+        );
+        const given = Buffer.from(String(request.headers['x-tower-signature-256']));
+        expect(given.length).toBe(expected.length);
+        expect(timingSafeEqual(given, expected)).toBe(true);
+        expect(JSON.parse(request.body)).toMatchObject({ version: 1, runId: 4 });
+      }
+      // Without a secret, no signature header.
+      await createNotifyAdapter({ allowHosts: loopbackAllowed }).send({
+        ...notification,
+        webhook: hook.url,
+      });
+      expect(hook.received[2]!.headers['x-tower-signature-256']).toBeUndefined();
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('say why a URL or a name cannot be called, without internal detail', async () => {
+    const adapter = createNotifyAdapter({
+      resolveHost: async () => {
+        throw Object.assign(new Error('getaddrinfo ENOTFOUND nowhere.invalid'), {
+          code: 'ENOTFOUND',
+        });
+      },
+    });
+    await expect(
+      adapter.send({ ...notification, webhook: 'http://nowhere.invalid/' }),
+    ).rejects.toThrow(
+      /^webhook http:\/\/nowhere\.invalid\/ the host name nowhere\.invalid does not resolve$/,
+    );
+    await expect(adapter.send({ ...notification, webhook: 'ftp://example.com/' })).rejects.toThrow(
+      'webhook ftp://example.com/ refused: only http:// and https:// URLs are called',
+    );
+    await expect(adapter.send({ ...notification, webhook: 'not a url' })).rejects.toThrow(
+      'webhook not a url refused: not a URL',
+    );
+    const none = createNotifyAdapter({ resolveHost: async () => [] });
+    await expect(none.send({ ...notification, webhook: 'http://empty.example/' })).rejects.toThrow(
+      'the host name empty.example does not resolve',
+    );
   });
 });
 
@@ -160,7 +318,7 @@ describe.each(backends())('server-side jobs on $name', (backend) => {
 
   beforeAll(async () => {
     database = await backend.open();
-    scheduler = createScheduler({ db: database.db, clock, notify: port });
+    scheduler = createScheduler({ db: database.db, clock, leaseClock: clock, notify: port });
     await insertRepositoryFixture(database.db);
   });
   afterAll(async () => {
@@ -396,7 +554,11 @@ describe.each(backends())('server-side jobs on $name', (backend) => {
       const hook = await webhookServer();
       try {
         const replicas = [0, 1, 2].map(() =>
-          createScheduler({ db: database.db, clock, notify: createNotifyAdapter() }),
+          createScheduler({
+            db: database.db,
+            clock,
+            notify: createNotifyAdapter({ allowHosts: loopbackAllowed }),
+          }),
         );
         const { graphId } = await graphs.create(
           graphSpec('webhook', [
@@ -460,7 +622,11 @@ describe.each(backends())('server-side jobs on $name', (backend) => {
       hook.answer(500);
       const closed = await webhookServer();
       await closed.close();
-      const replica = createScheduler({ db: database.db, clock, notify: createNotifyAdapter() });
+      const replica = createScheduler({
+        db: database.db,
+        clock,
+        notify: createNotifyAdapter({ allowHosts: loopbackAllowed }),
+      });
       try {
         const { graphId } = await graphs.create(
           graphSpec('webhook-fails', [
@@ -485,14 +651,88 @@ describe.each(backends())('server-side jobs on $name', (backend) => {
           return chunks.map((chunk) => chunk.data).join('');
         };
         expect(await logOf('refused')).toBe(
-          `notification failed: webhook ${hook.url} answered 500 Internal Server Error\n`,
+          `notification failed: webhook ${hook.url} answered HTTP 500\n`,
         );
-        expect(await logOf('unreachable')).toMatch(
-          new RegExp(
-            `^notification failed: webhook ${closed.url} could not be reached: .*ECONNREFUSED`,
-          ),
+        // Words, not the socket's text (which names addresses and ports).
+        expect(await logOf('unreachable')).toBe(
+          `notification failed: webhook ${closed.url} could not be reached: the connection was refused\n`,
         );
         expect(status.graph).toMatchObject({ state: 'done', result: 'failure' });
+      } finally {
+        await hook.close();
+      }
+    });
+
+    it('from an untrusted graph call no webhook, and say so (the attack)', async () => {
+      const hook = await webhookServer();
+      const replica = createScheduler({
+        db: database.db,
+        clock,
+        notify: createNotifyAdapter({ allowHosts: loopbackAllowed }),
+      });
+      try {
+        const { graphId } = await graphs.create(
+          graphSpec('fork', [
+            job('hook-only', { kind: 'notify', notify: { comment: null, webhook: hook.url } }),
+            job('both', { kind: 'notify', notify: { comment: 'hello', webhook: hook.url } }),
+          ]),
+          { trust: 'untrusted' },
+        );
+        expect(await replica.runNotifications()).toBe(2);
+        expect(hook.received).toEqual([]);
+        const status = await graphs.status(graphId);
+        expect(await graphs.states(graphId)).toEqual({
+          both: 'done success',
+          'hook-only': 'done skipped',
+        });
+        const logOf = async (label: string) => {
+          const chunks = await database.db
+            .select()
+            .from(logChunks)
+            .where(eq(logChunks.runId, status.job(label).runs[0]!.id));
+          return chunks.map((chunk) => chunk.data).join('');
+        };
+        const withheld = `webhook ${hook.url} not called: graphs of untrusted pull requests (forks) do not call webhooks\n`;
+        expect(await logOf('hook-only')).toBe(withheld);
+        expect(await logOf('both')).toBe(`${withheld}notified: comment\n`);
+        // A skip is not a failure: the graph is green.
+        expect(status.graph).toMatchObject({ state: 'done', result: 'success' });
+      } finally {
+        await hook.close();
+      }
+    });
+
+    it('to a loopback address end exception with a clean reason; nothing arrives (the attack)', async () => {
+      const hook = await webhookServer();
+      const replica = createScheduler({ db: database.db, clock, notify: createNotifyAdapter() });
+      try {
+        const { graphId } = await graphs.create(
+          graphSpec('inside', [
+            job('scan', { kind: 'notify', notify: { comment: null, webhook: hook.url } }),
+            job('metadata', {
+              kind: 'notify',
+              notify: { comment: null, webhook: 'http://169.254.169.254/latest/meta-data/' },
+            }),
+          ]),
+        );
+        expect(await replica.runNotifications()).toBe(2);
+        expect(hook.received).toEqual([]);
+        const status = await graphs.status(graphId);
+        const logOf = async (label: string) => {
+          const chunks = await database.db
+            .select()
+            .from(logChunks)
+            .where(eq(logChunks.runId, status.job(label).runs[0]!.id));
+          return chunks.map((chunk) => chunk.data).join('');
+        };
+        expect(await logOf('scan')).toBe(
+          `notification failed: webhook ${hook.url} refused: the address is loopback; an internal hook must be listed in TOWER_NOTIFY_ALLOW_HOSTS\n`,
+        );
+        expect(await logOf('metadata')).toMatch(/refused: the address is link-local/);
+        expect(await graphs.states(graphId)).toEqual({
+          metadata: 'done exception',
+          scan: 'done exception',
+        });
       } finally {
         await hook.close();
       }
@@ -608,7 +848,7 @@ describe.each(backends())('server-side jobs on $name', (backend) => {
             release = resolve;
           }),
       };
-      const dying = createScheduler({ db: database.db, clock, notify: hanging });
+      const dying = createScheduler({ db: database.db, clock, leaseClock: clock, notify: hanging });
       const { graphId } = await graphs.create(
         graphSpec('hang', [
           job('tell', { kind: 'notify', notify: { comment: 'hello', webhook: null } }),

@@ -5,12 +5,25 @@
  *
  * Timestamps inside raw `sql` go as ISO strings cast to timestamptz:
  * postgres.js takes no Date there.
+ *
+ * Leases are written and compared in the database's time (`now()`), not a
+ * replica's: replicas whose clocks disagree still agree on when a lease
+ * lapses. Tests that move time by hand give a clock instead (`LeaseClock`).
  */
 import { and, asc, eq, inArray, lte, or, sql, type SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
+import type { Clock } from '../lib/clock.js';
 import type { GraphSpec, JobSpec } from '../lib/graph-spec.js';
 import type { TowerDb } from './connection.js';
-import { graphs, jobDependencies, jobs, runs, tagSets, type minions } from './schema.js';
+import {
+  graphs,
+  jobDependencies,
+  jobs,
+  leaseWatch,
+  runs,
+  tagSets,
+  type minions,
+} from './schema.js';
 import { serverJobQueries } from './server-job-store.js';
 
 /** Rows per multi-row statement: well under PostgreSQL's 65,535 parameters. */
@@ -23,6 +36,19 @@ export const UNTRUSTED_PREFIX = 'untrusted:';
 const WARM_SEEN_SECONDS = 60;
 
 const timestamp = (date: Date) => sql`${date.toISOString()}::timestamptz`;
+
+/** Where lease times come from: the database's clock, or a clock a test moves by hand. */
+export type LeaseClock = 'database' | Clock;
+
+/** "Now" for leases, as SQL. */
+const leaseNow = (clock: LeaseClock): SQL =>
+  clock === 'database' ? sql`now()` : timestamp(clock.now());
+
+const seconds = (value: number): SQL => sql`make_interval(secs => ${value}::double precision)`;
+
+/** The run's minion is retired: its revoked credential can renew nothing. */
+const ofRetiredMinion = sql`exists (
+  select 1 from minions m where m.id = ${runs.minionId} and m.state = 'retired')`;
 
 function chunks<T>(items: readonly T[]): T[][] {
   const out: T[][] = [];
@@ -91,6 +117,8 @@ export type ClaimedJob = {
   definition: JobSpec;
   sha: string;
   repositoryId: number;
+  /** In the database's time (or the test's lease clock). */
+  leaseExpiresAt: Date;
 };
 
 /**
@@ -126,10 +154,10 @@ async function executePrepared<T>(db: TowerDb, name: string, query: SQL): Promis
 
 export type SchedulerQueries = ReturnType<typeof schedulerQueries>;
 
-function schedulerQueries(db: TowerDb) {
+function schedulerQueries(db: TowerDb, leaseClock: LeaseClock) {
   return {
     // Timers, notify runs, approvals and range chunks (src/scheduler/server-jobs.ts).
-    ...serverJobQueries(db),
+    ...serverJobQueries(db, () => leaseNow(leaseClock)),
     /** Inserts the graph unless the event already built one of that name; undefined then. */
     async insertGraph(graph: NewGraph, now: Date): Promise<number | undefined> {
       const [row] = await db
@@ -468,18 +496,19 @@ function schedulerQueries(db: TowerDb) {
      * untrusted graphs' sets, the others only trusted ones): one containment
      * test per distinct set. From each set, the best `perSet` pending jobs
      * in the order of jobs_claim_idx, read without locks; a restricted
-     * minion's jobs must also be named in its job labels and come from a
-     * protected branch's graph. Then the preferences: a job whose retry
+     * minion's jobs must also be named in its job labels and come from a push to a
+     * protected branch. Then the preferences: a job whose retry
      * should avoid this minion comes last; among the first `preferAmong` of
      * the rest it prefers its warm jobs (it ran the job of that repository
      * successfully last), then jobs no idle minion is warm for; then priority
      * and age. The first candidate that is still pending and not locked by
-     * another claim is locked (SKIP LOCKED), started, and given its run.
+     * another claim is locked (SKIP LOCKED), started, and given its run,
+     * whose lease runs `leaseSeconds` from the database's now.
      */
     async claimNext(input: {
       minionId: number;
       now: Date;
-      leaseExpiresAt: Date;
+      leaseSeconds: number;
       perSet: number;
       preferAmong: number;
     }): Promise<ClaimAttempt> {
@@ -498,6 +527,7 @@ function schedulerQueries(db: TowerDb) {
         definition: JobSpec | null;
         sha: string | null;
         repository_id: number | string | null;
+        lease_expires_at: Date | string | null;
       }>(
         db,
         'claim_next',
@@ -518,7 +548,8 @@ function schedulerQueries(db: TowerDb) {
               from jobs j
               where j.tag_set_id = e.id and j.state = 'pending' and j.kind = 'command'
                 and (e.trust <> 'restricted' or (j.label = any(e.job_labels) and exists (
-                  select 1 from graphs g where g.id = j.graph_id and g.protected_branch)))
+                  select 1 from graphs g join events ev on ev.id = g.event_id
+                  where g.id = j.graph_id and g.protected_branch and ev.type = 'push')))
               order by j.priority desc nulls last, j.pending_since
               limit ${perSet}
             ) c
@@ -569,18 +600,19 @@ function schedulerQueries(db: TowerDb) {
               created_at, started_at, runtime_deadline, idle_deadline)
             select l.id,
               coalesce((select max(r.attempt) from runs r where r.job_id = l.id), 0) + 1,
-              l.next_cause, 'running', ${minionId}, ${timestamp(input.leaseExpiresAt)}, ${now}, ${now},
+              l.next_cause, 'running', ${minionId},
+              ${leaseNow(leaseClock)} + ${seconds(input.leaseSeconds)}, ${now}, ${now},
               ${now} + make_interval(secs => (l.definition ->> 'maxRuntime')::double precision),
               ${now} + make_interval(secs => (l.definition ->> 'idleTimeout')::double precision)
             from locked l join started s on s.id = l.id
-            returning id, job_id, attempt, cause
+            returning id, job_id, attempt, cause, lease_expires_at
           )
           select exists (select 1 from me) as active,
             (select state from minions where id = ${minionId}) as minion_state,
             (select coalesce(max(n), 0) from (
               select count(*) as n from candidates group by tag_set_id) per_set) as fullest,
             i.id as run_id, i.attempt, i.cause, l.id as job_id, l.graph_id, l.label,
-            l.definition, g.sha, g.repository_id
+            l.definition, g.sha, g.repository_id, i.lease_expires_at
           from (select 1) as one
             left join inserted i on true
             left join locked l on l.id = i.job_id
@@ -603,6 +635,7 @@ function schedulerQueries(db: TowerDb) {
           definition: row.definition!,
           sha: row.sha!,
           repositoryId: Number(row.repository_id),
+          leaseExpiresAt: new Date(row.lease_expires_at!),
         },
       };
     },
@@ -687,7 +720,9 @@ function schedulerQueries(db: TowerDb) {
 
     /**
      * Ends the run if it is running (and, when `minionId` is given, is that
-     * minion's); its job and minion then, or undefined when it was not.
+     * minion's; when `lapsed`, only if its lease has lapsed still, or its
+     * minion is retired: a heartbeat may have come since it was listed);
+     * its job and minion then, or undefined when it was not.
      */
     async endRunningRun(
       runId: number,
@@ -698,6 +733,7 @@ function schedulerQueries(db: TowerDb) {
         exitCode: number | null;
       },
       now: Date,
+      lapsed = false,
     ): Promise<{ jobId: number; minionId: number | null } | undefined> {
       const [row] = await db
         .update(runs)
@@ -707,19 +743,29 @@ function schedulerQueries(db: TowerDb) {
             eq(runs.id, runId),
             eq(runs.state, 'running'),
             sql`(${minionId ?? null}::bigint is null or ${runs.minionId} = ${minionId ?? null}::bigint)`,
+            lapsed
+              ? or(lte(runs.leaseExpiresAt, leaseNow(leaseClock)), ofRetiredMinion)
+              : undefined,
           ),
         )
         .returning({ jobId: runs.jobId, minionId: runs.minionId })
-        .prepare('end_running_run')
+        .prepare(lapsed ? 'end_lapsed_run' : 'end_running_run')
         .execute();
       return row;
     },
 
-    /** Extends the lease of the minion's running run whose job still runs; false otherwise. */
-    async extendLease(runId: number, minionId: number, until: Date): Promise<boolean> {
-      const rows = await db
+    /**
+     * Extends the lease of the minion's running run whose job still runs to
+     * `leaseSeconds` from the database's now; the new expiry, or undefined.
+     */
+    async extendLease(
+      runId: number,
+      minionId: number,
+      leaseSeconds: number,
+    ): Promise<Date | undefined> {
+      const [row] = await db
         .update(runs)
-        .set({ leaseExpiresAt: until })
+        .set({ leaseExpiresAt: sql`${leaseNow(leaseClock)} + ${seconds(leaseSeconds)}` })
         .where(
           and(
             eq(runs.id, runId),
@@ -728,8 +774,62 @@ function schedulerQueries(db: TowerDb) {
             sql`exists (select 1 from ${jobs} where ${jobs.id} = ${runs.jobId} and ${jobs.state} = 'running')`,
           ),
         )
-        .returning({ id: runs.id });
-      return rows.length === 1;
+        .returning({ leaseExpiresAt: runs.leaseExpiresAt });
+      return row?.leaseExpiresAt ?? undefined;
+    },
+
+    /**
+     * Records a maintenance pass: the database answers now. The stretch it
+     * has answered without a break restarts (`upSince` = now) after an
+     * outage: when the caller says so (its own passes failed), or when no
+     * pass of any replica came for more than `gapSeconds`. Whether it
+     * restarted, and since when the database is up.
+     */
+    async watchLeases(input: {
+      outage: boolean;
+      gapSeconds: number;
+    }): Promise<{ restarted: boolean; upSince: Date }> {
+      const now = leaseNow(leaseClock);
+      const [row] = await db
+        .insert(leaseWatch)
+        .values({ id: 1, seenAt: now, upSince: now })
+        .onConflictDoUpdate({
+          target: leaseWatch.id,
+          set: {
+            upSince: sql`case when ${input.outage}::boolean
+              or ${leaseWatch.seenAt} < ${now} - ${seconds(input.gapSeconds)}
+              then ${now} else ${leaseWatch.upSince} end`,
+            seenAt: sql`greatest(${leaseWatch.seenAt}, ${now})`,
+          },
+        })
+        .returning({ upSince: leaseWatch.upSince, seenAt: leaseWatch.seenAt });
+      return { restarted: row!.upSince.getTime() === row!.seenAt.getTime(), upSince: row!.upSince };
+    },
+
+    /**
+     * Running runs whose lease has lapsed, once the database has been up for
+     * `graceSeconds` since its last outage (lease_watch): until then
+     * minions cut off by the outage may still heartbeat. Runs of retired
+     * minions at once: a revoked credential can renew nothing.
+     */
+    async lapsedLeases(graceSeconds: number): Promise<number[]> {
+      const now = leaseNow(leaseClock);
+      const settled =
+        graceSeconds > 0
+          ? sql`not exists (select 1 from ${leaseWatch}
+              where ${leaseWatch.upSince} > ${now} - ${seconds(graceSeconds)})`
+          : undefined;
+      const rows = await db
+        .select({ id: runs.id })
+        .from(runs)
+        .where(
+          and(
+            eq(runs.state, 'running'),
+            or(and(lte(runs.leaseExpiresAt, now), settled), ofRetiredMinion),
+          ),
+        )
+        .orderBy(asc(runs.id));
+      return rows.map((row) => row.id);
     },
 
     /** Records output on the minion's running run and moves its idle deadline; false otherwise. */
@@ -747,25 +847,12 @@ function schedulerQueries(db: TowerDb) {
       return rows.length === 1;
     },
 
-    /**
-     * Running runs whose deadline column has passed. For leases, also the
-     * runs of retired minions: a revoked credential can renew nothing.
-     */
-    async overdueRuns(
-      column: 'leaseExpiresAt' | 'runtimeDeadline' | 'idleDeadline',
-      now: Date,
-    ): Promise<number[]> {
-      const overdue =
-        column === 'leaseExpiresAt'
-          ? or(
-              lte(runs.leaseExpiresAt, now),
-              sql`exists (select 1 from minions m where m.id = ${runs.minionId} and m.state = 'retired')`,
-            )
-          : lte(runs[column], now);
+    /** Running runs whose deadline column has passed. */
+    async overdueRuns(column: 'runtimeDeadline' | 'idleDeadline', now: Date): Promise<number[]> {
       const rows = await db
         .select({ id: runs.id })
         .from(runs)
-        .where(and(eq(runs.state, 'running'), overdue))
+        .where(and(eq(runs.state, 'running'), lte(runs[column], now)))
         .orderBy(asc(runs.id));
       return rows.map((row) => row.id);
     },
@@ -811,9 +898,13 @@ export type SchedulerStore = SchedulerQueries & {
   transaction<T>(work: (queries: SchedulerQueries) => Promise<T>): Promise<T>;
 };
 
-export function createSchedulerStore(db: TowerDb): SchedulerStore {
+/** `leaseClock`: the database's clock unless a test moves time by hand. */
+export function createSchedulerStore(
+  db: TowerDb,
+  leaseClock: LeaseClock = 'database',
+): SchedulerStore {
   return {
-    ...schedulerQueries(db),
-    transaction: (work) => db.transaction((tx) => work(schedulerQueries(tx))),
+    ...schedulerQueries(db, leaseClock),
+    transaction: (work) => db.transaction((tx) => work(schedulerQueries(tx, leaseClock))),
   };
 }

@@ -4,7 +4,7 @@
  * jobs materialise. Part of the scheduler's queries (scheduler-store.ts
  * spreads them in), so that they run inside the event's transaction.
  */
-import { and, asc, count, eq, gte, inArray, isNull, lte, sql } from 'drizzle-orm';
+import { and, asc, count, eq, gte, inArray, isNull, lte, sql, type SQL } from 'drizzle-orm';
 import type { JobSpec } from '../lib/graph-spec.js';
 import type { TowerDb } from './connection.js';
 import { jobApprovals, jobs, logChunks, minions, runs } from './schema.js';
@@ -18,7 +18,8 @@ export type ChunkWrite = { definition: JobSpec; requestDeadline: Date | null };
 
 export type ApprovalRow = typeof jobApprovals.$inferSelect;
 
-export function serverJobQueries(db: TowerDb) {
+/** `leaseNow`: "now" for leases, as SQL (the database's time; src/db/scheduler-store.ts). */
+export function serverJobQueries(db: TowerDb, leaseNow: () => SQL) {
   return {
     /** Pending timers due by `now`, the earliest first. */
     async dueTimers(now: Date): Promise<number[]> {
@@ -50,7 +51,7 @@ export function serverJobQueries(db: TowerDb) {
       jobId: number;
       cause: RunCause;
       now: Date;
-      leaseExpiresAt: Date;
+      leaseMs: number;
     }): Promise<RunRow> {
       const [row] = await db
         .insert(runs)
@@ -60,7 +61,7 @@ export function serverJobQueries(db: TowerDb) {
           cause: run.cause,
           state: 'running',
           minionId: null,
-          leaseExpiresAt: run.leaseExpiresAt,
+          leaseExpiresAt: sql`${leaseNow()} + make_interval(secs => ${run.leaseMs / 1000}::double precision)`,
           createdAt: run.now,
           startedAt: run.now,
         })

@@ -59,6 +59,12 @@ export type SchedulerOptions = {
   db: TowerDb;
   clock: Clock;
   /**
+   * Where lease times come from. By default the database's clock (`now()`),
+   * so that replicas whose clocks disagree agree on when a lease lapses;
+   * tests that move time by hand give their clock.
+   */
+  leaseClock?: Clock | undefined;
+  /**
    * Called after a commit that made command jobs pending, with the keys of
    * their tag sets ('all' when they could not be read). Awaited; must not reject.
    */
@@ -210,6 +216,7 @@ type Adjust = (label: string, update: JobUpdate, transitions: EventPlan['transit
 export function createScheduler({
   db,
   clock,
+  leaseClock,
   onClaimable,
   quarantineAfter = DEFAULT_QUARANTINE_AFTER,
   logger,
@@ -217,7 +224,7 @@ export function createScheduler({
   onServerWork,
   onGraphChanged,
 }: SchedulerOptions) {
-  const store = createSchedulerStore(db);
+  const store = createSchedulerStore(db, leaseClock ?? 'database');
   /** Tag set id → key; tag sets never change. */
   const keys = new Map<number, string>();
 
@@ -335,24 +342,29 @@ export function createScheduler({
     if (result !== null) await q.setGraphState(graph.id, 'done', result, now);
   }
 
-  /** Ends a running run (a minion's report, or a lapsed lease) and moves its job on. */
+  /**
+   * Ends a running run (a minion's report, or a lapsed lease: `lapsed`, which
+   * holds only if the lease has not been renewed since) and moves its job on.
+   */
   async function endRun(
     runId: number,
     minionId: number | undefined,
     end: { result: JobResult; reason: JobReason | null; exitCode: number | null },
+    lapsed = false,
   ): Promise<'ok' | 'refused'> {
     const found = await store.run(runId);
     if (!found) return 'refused';
     const outcome = await withGraph(found.graphId, async (ctx) => {
-      const run = await ctx.q.endRunningRun(runId, minionId, end, ctx.now);
+      const run = await ctx.q.endRunningRun(runId, minionId, end, ctx.now, lapsed);
       if (!run) return 'refused' as const;
       const row = await ctx.reach.closeAround(run.jobId);
       if (!row) return 'refused' as const;
-      if (run.minionId !== null) {
+      // Only what the minion reported counts toward its quarantine: a lapsed
+      // lease may be the network's or the database's doing, not the machine's.
+      if (run.minionId !== null && !lapsed) {
         const succeeded = end.result === 'success' || end.result === 'warning';
         await ctx.q.recordMinionOutcome({
           minionId: run.minionId,
-          // A lapsed lease counts as the minion's exception too.
           exception: end.result === 'exception',
           quarantineAfter,
           warmFor: succeeded ? { repositoryId: ctx.graph.repositoryId, label: row.label } : null,
@@ -550,13 +562,12 @@ export function createScheduler({
      */
     async claim(input: { minionId: number; leaseMs: number }): Promise<Claim | undefined> {
       const now = clock.now();
-      const leaseExpiresAt = new Date(now.getTime() + input.leaseMs);
       // Concurrent claims may have locked every candidate: look deeper, until none is left.
       for (let perSet = CANDIDATES_PER_SET; ; perSet *= 8) {
         const attempt = await store.claimNext({
           minionId: input.minionId,
           now,
-          leaseExpiresAt,
+          leaseSeconds: input.leaseMs / 1000,
           perSet,
           preferAmong: PREFER_AMONG,
         });
@@ -575,21 +586,25 @@ export function createScheduler({
           attempt: job.attempt,
           cause: job.cause,
           job: job.definition,
-          leaseExpiresAt,
+          leaseExpiresAt: job.leaseExpiresAt,
           sha: job.sha,
           repositoryId: job.repositoryId,
         };
       }
     },
 
-    /** 'stop' when the run is not this minion's, or is no longer running. */
+    /**
+     * Renews the lease for `leaseMs` from now (the database's now); when it
+     * lapses now. 'stop' when the run is not this minion's, or is no longer
+     * running.
+     */
     async heartbeat(input: {
       runId: number;
       minionId: number;
       leaseMs: number;
-    }): Promise<'ok' | 'stop'> {
-      const until = new Date(clock.now().getTime() + input.leaseMs);
-      return (await store.extendLease(input.runId, input.minionId, until)) ? 'ok' : 'stop';
+    }): Promise<{ leaseExpiresAt: Date } | 'stop'> {
+      const until = await store.extendLease(input.runId, input.minionId, input.leaseMs / 1000);
+      return until === undefined ? 'stop' : { leaseExpiresAt: until };
     },
 
     /** Log output arrived: the idle timeout counts from now. */
@@ -616,16 +631,30 @@ export function createScheduler({
       });
     },
 
-    /** Ends every running run whose lease lapsed with exception / claim-expired. */
-    async expireLeases(): Promise<number> {
-      const now = clock.now();
+    /**
+     * Records a maintenance pass (src/minions/maintenance.ts): the database
+     * answers. After an outage (`outage`: this replica's passes failed; or no
+     * pass of any replica for `gapSeconds`) the database counts as up from
+     * now, and lapsed leases wait for the grace `expireLeases` is given.
+     */
+    watchLeases: (input: { outage: boolean; gapSeconds: number }) => store.watchLeases(input),
+
+    /**
+     * Ends every running run whose lease lapsed with exception /
+     * claim-expired; a run whose minion heartbeats meanwhile is kept. With
+     * `graceSeconds`, only once the database has been up that long since
+     * its last outage (`watchLeases`): minions cut off by the outage
+     * heartbeat first. Runs of retired minions end at once.
+     */
+    async expireLeases(options: { graceSeconds?: number } = {}): Promise<number> {
       let count = 0;
-      for (const runId of await store.overdueRuns('leaseExpiresAt', now)) {
-        const ended = await endRun(runId, undefined, {
-          result: 'exception',
-          reason: 'claim-expired',
-          exitCode: null,
-        });
+      for (const runId of await store.lapsedLeases(options.graceSeconds ?? 0)) {
+        const ended = await endRun(
+          runId,
+          undefined,
+          { result: 'exception', reason: 'claim-expired', exitCode: null },
+          true,
+        );
         if (ended === 'ok') count++;
       }
       return count;

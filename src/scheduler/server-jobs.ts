@@ -18,7 +18,9 @@
  *   A refusal is data naming who may approve. Rejecting is cancelling the
  *   job (`cancel`): recording who rejected needs a column the approvals
  *   table lacks, so it comes with the HTTP route.
- * - notify: `runNotifications` takes pending notify jobs one by one under the
+ * - notify: graphs of untrusted pull requests never call webhooks (the job
+ *   posts its comment, if any, and says so in its log; with nothing else to
+ *   send it ends `skipped`). `runNotifications` takes pending notify jobs one by one under the
  *   graph lock (pending → running, with a run that has a lease and no
  *   minion), commits, and only then sends through the NotifyPort, outside any
  *   transaction; the run then ends through the scheduler's endRun, `success`
@@ -362,7 +364,7 @@ export function createServerJobs<C extends ServerJobContext>(deps: ServerJobDeps
 
   async function claimNotification(
     jobId: number,
-  ): Promise<{ runId: number; notification: Notification } | undefined> {
+  ): Promise<{ runId: number; notification: Notification; withheld: string | null } | undefined> {
     const job = await store.job(jobId);
     if (!job) return undefined;
     const claimed = await deps.withGraph(job.graphId, async (ctx) => {
@@ -376,7 +378,7 @@ export function createServerJobs<C extends ServerJobContext>(deps: ServerJobDeps
         jobId: row.id,
         cause: row.nextCause,
         now: ctx.now,
-        leaseExpiresAt: new Date(ctx.now.getTime() + notifyLeaseMs),
+        leaseMs: notifyLeaseMs,
       });
       const { graph } = ctx;
       const notification: Notification = {
@@ -389,7 +391,15 @@ export function createServerJobs<C extends ServerJobContext>(deps: ServerJobDeps
         comment: row.definition.notify?.comment ?? null,
         webhook: row.definition.notify?.webhook ?? null,
       };
-      return { runId: run.id, notification };
+      // An untrusted graph's definitions are a stranger's: they call no URL from the server.
+      if (graph.trust === 'untrusted' && notification.webhook !== null) {
+        return {
+          runId: run.id,
+          notification: { ...notification, webhook: null },
+          withheld: `webhook ${notification.webhook} not called: graphs of untrusted pull requests (forks) do not call webhooks`,
+        };
+      }
+      return { runId: run.id, notification, withheld: null };
     });
     return claimed;
   }
@@ -397,9 +407,12 @@ export function createServerJobs<C extends ServerJobContext>(deps: ServerJobDeps
   async function deliver({
     runId,
     notification: n,
+    withheld,
   }: {
     runId: number;
     notification: Notification;
+    /** Why the webhook was not called, when it was not. */
+    withheld: string | null;
   }): Promise<void> {
     const sent = [
       ...(n.comment === null ? [] : ['comment']),
@@ -409,8 +422,13 @@ export function createServerJobs<C extends ServerJobContext>(deps: ServerJobDeps
     let log: string;
     try {
       await deps.notify.send(n);
-      result = 'success';
-      log = `notified: ${sent.join(', ') || 'nothing to send'}\n`;
+      // A withheld webhook with nothing else to send is a skip, not a failure of the graph.
+      result = withheld !== null && sent.length === 0 ? 'skipped' : 'success';
+      log =
+        (withheld === null ? '' : `${withheld}\n`) +
+        (sent.length > 0 || withheld === null
+          ? `notified: ${sent.join(', ') || 'nothing to send'}\n`
+          : '');
     } catch (error) {
       result = 'exception';
       log = `notification failed: ${errorMessage(error)}\n`;

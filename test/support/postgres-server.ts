@@ -13,7 +13,15 @@ import { promisify } from 'node:util';
 
 const execFile = promisify(execFileCb);
 
-export type PostgresServer = { url: string; stop(): Promise<void> };
+export type PostgresServer = {
+  url: string;
+  /** Stops the server for good and removes its data. */
+  stop(): Promise<void>;
+  /** Stops the server, keeping its data: an outage, until `restart`. */
+  halt(): Promise<void>;
+  /** Starts a halted server again, on the same port. */
+  restart(): Promise<void>;
+};
 
 /** The directory holding initdb, pg_ctl and postgres, or undefined when they are not installed. */
 export function findPostgresBinaries(): string | undefined {
@@ -66,12 +74,21 @@ export async function startPostgresServer(binDir: string): Promise<PostgresServe
     '-c full_page_writes=off',
     '-c max_connections=300',
   ].join(' ');
-  await run('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'postgres.log'), '-w', 'start']);
+  const start = () =>
+    run('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'postgres.log'), '-w', 'start']);
+  await start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     async stop() {
       await run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
+    },
+    async halt() {
+      // `fast`: every client is disconnected at once, as when the server goes away.
+      await run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+    },
+    async restart() {
+      await start();
     },
   };
 }
