@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { COMMANDS, commandHelp, parseCommands } from '../src/github/commands.js';
+import {
+  COMMANDS,
+  PATTERN_LIMITS,
+  commandHelp,
+  matchJobs,
+  parseCommands,
+} from '../src/github/commands.js';
 
 describe('comment commands', () => {
   it('reads every command on a line of its own, in any case, several per comment', () => {
@@ -105,11 +111,13 @@ describe('comment commands', () => {
       problems: [
         {
           line: '/tower land p=101',
-          message: '`p=101` is not an option of `/tower land`: use `p=N` (-100 to 100) or `single`',
+          message:
+            "`p=101` is not an option of `/tower land`: use `p=N` (-100 to 100), `single` or the head commit's sha",
         },
         {
           line: '/tower land now',
-          message: '`now` is not an option of `/tower land`: use `p=N` (-100 to 100) or `single`',
+          message:
+            "`now` is not an option of `/tower land`: use `p=N` (-100 to 100), `single` or the head commit's sha",
         },
         {
           line: '/tower queue',
@@ -122,6 +130,78 @@ describe('comment commands', () => {
         { line: '/tower unland please', message: '`/tower unland` takes nothing after it' },
       ],
     });
+  });
+
+  it('reads the head commit a landing or an ok-to-test names', () => {
+    expect(
+      parseCommands(
+        [
+          '/tower land ABCDEF1 single',
+          '/tower ok-to-test 0123456789abcdef0123456789abcdef01234567',
+          '/tower ok-to-test abc',
+          '/tower ok-to-test abcdef1 now',
+        ].join('\n'),
+      ),
+    ).toEqual({
+      commands: [
+        { name: 'land', priority: 0, single: true, sha: 'abcdef1' },
+        { name: 'ok-to-test', sha: '0123456789abcdef0123456789abcdef01234567' },
+      ],
+      problems: [
+        {
+          line: '/tower ok-to-test abc',
+          message:
+            '`/tower ok-to-test` takes nothing after it, or the head commit it is for (7 to 40 hex digits)',
+        },
+        {
+          line: '/tower ok-to-test abcdef1 now',
+          message:
+            '`/tower ok-to-test` takes nothing after it, or the head commit it is for (7 to 40 hex digits)',
+        },
+      ],
+    });
+  });
+
+  it('bounds the patterns a comment may ask to match, before anything is matched', () => {
+    const many = Array.from({ length: PATTERN_LIMITS.patterns + 1 }, (_, i) => `job-${i}`);
+    const body = [
+      `/tower approve ${'*?'.repeat(12)}`,
+      `/tower retrigger ${'a'.repeat(101)}`,
+      `/tower run ${many.join(' ')}`,
+      '/tower retrigger [abc',
+      ...Array.from({ length: PATTERN_LIMITS.commands + 1 }, () => '/tower retry'),
+    ].join('\n');
+    const { commands, problems } = parseCommands(body);
+    expect(commands).toHaveLength(PATTERN_LIMITS.commands);
+    expect(problems.map((p) => p.message)).toEqual([
+      '`*?*?*?*?*?*?*?*?*?*?*?*?` is too complex: a pattern has at most 10 wildcards (`*` and `?`), and it has 24',
+      `\`${'a'.repeat(30)}…\` is too long: a pattern has at most 100 characters`,
+      '`/tower run` takes at most 20 jobs or globs',
+      '`[abc` is not a valid glob',
+      'a comment holds at most 10 commands: this one was not carried out',
+    ]);
+  });
+
+  it('matches labels by glob within a budget of jobs × patterns', () => {
+    const labels = ['build', 'test/1', 'test/2', 'lint', 'docs'];
+    expect(matchJobs(labels, ['test/*', '{lint,docs}', 'build', 'nothing'])).toEqual({
+      kind: 'matched',
+      labels: new Set(['test/1', 'test/2', 'lint', 'docs', 'build']),
+    });
+    expect(matchJobs(labels, ['!build'])).toEqual({
+      kind: 'matched',
+      labels: new Set(['test/1', 'test/2', 'lint', 'docs']),
+    });
+    // A pull request's long labels make each star costly: refused before any match is tried.
+    const long = Array.from({ length: 50 }, (_, i) => `${'x'.repeat(200)}-${i}/1`);
+    expect(matchJobs(long, ['*?*?*?*?*?'])).toEqual({
+      kind: 'too-complex',
+      message:
+        'the patterns are too complex to match against 50 jobs: use fewer `*`, or name the jobs',
+    });
+    expect(matchJobs(['a'.repeat(5000)], ['*a*a*a*'])).toMatchObject({ kind: 'too-complex' });
+    expect(matchJobs(['x'], ['*x*'])).toMatchObject({ kind: 'matched' });
+    expect(matchJobs(['just-one'], ['*-*-*-*-*'])).toEqual({ kind: 'matched', labels: new Set() });
   });
 
   it('documents every command with who may use it', () => {

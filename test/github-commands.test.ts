@@ -109,7 +109,7 @@ describe.each(backends())('GitHub commands and buttons on $name', (backend) => {
     expect(reply).toContain('✅ `/tower retry`: retriggered `lint`.');
     expect(reply).toContain('✅ `/tower run slow`: started `slow`.');
     expect(reply).toContain(
-      '❌ `/tower approve sign-off`: refused `sign-off` (@bob may not approve it: its approvers are carol, team:qa).',
+      '❌ `/tower approve sign-off`: refused: @bob may approve no breakpoint of this pull request (approvers as `main` names them: `sign-off`: carol, team:qa).',
     );
     expect((await minion.runAll()).sort()).toEqual(['lint', 'slow']);
     await gt.settle();

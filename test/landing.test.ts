@@ -271,6 +271,15 @@ describe.each(backends())('the landing queue on $name', (backend) => {
     // Staging branches are cleaned up.
     const refs = await sim.git.refs(repository.fullName, 'refs/heads/tower/');
     expect(refs).toEqual([]);
+
+    // Land graphs come from the pull requests' own .tower/: never for restricted minions.
+    const landGraphs = await database.db
+      .select({ protectedBranch: graphs.protectedBranch })
+      .from(graphs)
+      .innerJoin(events, eq(graphs.eventId, events.id))
+      .where(eq(events.type, 'land'));
+    expect(landGraphs.length).toBeGreaterThan(0);
+    expect(landGraphs.filter((g) => g.protectedBranch)).toEqual([]);
   }, 180_000);
 
   const landingComment = (pr: SimPullRequest) =>
@@ -462,7 +471,7 @@ describe.each(backends())('the landing queue on $name', (backend) => {
     );
     await say(unreviewed, 'alice', '/tower land');
     expect(replies(unreviewed).at(-1)).toContain(
-      '❌ `/tower land`: refused: it needs 1 approving review and has 0',
+      '❌ `/tower land`: refused: it needs 1 approving review of its head commit',
     );
 
     // The label queues, for someone who may write.
@@ -490,7 +499,9 @@ describe.each(backends())('the landing queue on $name', (backend) => {
     await gt.settle();
     expect(await entryOf(branch, third)).toMatchObject({
       state: 'dequeued',
-      reason: 'it needs 1 approving review and has 0',
+      reason: expect.stringMatching(
+        /^it needs 1 approving review of its head commit [0-9a-f]{12} by people with write permission and has 0$/,
+      ),
     });
     // A comment review changes nothing.
     await sim.review(pr, { author: 'rita', state: 'COMMENTED', body: 'nit' });
@@ -513,6 +524,8 @@ describe.each(backends())('the landing queue on $name', (backend) => {
         message: 'Second commit',
         author: 'alice',
       });
+      // An approval counts for the commit it was written on: the second commit needs its own.
+      await sim.review(pr, { author: 'rita', state: 'APPROVED' });
       await gt.settle();
       await say(pr, 'alice', '/tower land');
       await runQueue();

@@ -17,6 +17,7 @@ import type {
 import { loadOpenApi, type OpenApi } from '../src/sandbox/openapi.js';
 import {
   blob,
+  branch,
   checkAnnotation,
   checkRun,
   checkSuite,
@@ -86,6 +87,9 @@ const app: SimApp = {
   publicKeyPem: '-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n',
   webhookUrl: 'http://127.0.0.1:3000/api/github/webhooks',
   webhookSecret: 'secret',
+  clientId: 'Iv23li0123456789abcd',
+  clientSecret: '0123456789abcdef0123456789abcdef01234567',
+  callbackUrl: undefined,
   permissions: { checks: 'write', contents: 'read', metadata: 'read', pull_requests: 'write' },
   events: ['check_run', 'check_suite', 'pull_request', 'push'],
   createdAt: t0,
@@ -936,6 +940,18 @@ describe('rest shapes', () => {
     expect(shaped.user).toMatchObject({ login: 'alice', id: alice.id, role_name: role });
     const { admin, maintain, push, triage, pull } = shaped.user.permissions;
     expect([admin, maintain, push, triage, pull]).toEqual(flags);
+  });
+
+  it.each([true, false])('shapes a branch, protected: %s', (isProtected) => {
+    const shaped = branch(repo, 'release/1', headCommit, isProtected, urls);
+    expectValid('branch-with-protection', shaped);
+    expect(shaped).toMatchObject({
+      name: 'release/1',
+      protected: isProtected,
+      protection: { enabled: isProtected },
+      protection_url: `${urls.api}/repos/acme/widgets/branches/release/1/protection`,
+    });
+    expect(shaped.commit.sha).toBe(headCommit.sha);
   });
 
   it('is caught when a shape breaks its schema', () => {

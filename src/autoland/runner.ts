@@ -26,7 +26,13 @@ import { createHash } from 'node:crypto';
 import type { ContentBudget } from '../github/comment-outbox.js';
 import type { EventStore, ReportStore } from '../github/ingest.js';
 import { landGraphsAt, landingRulesOf, type LandingConfig } from '../github/landing-definitions.js';
-import { GitHubError, type CheckRunFields, type GitHubPort, type RepoRef } from '../github/port.js';
+import {
+  GitHubError,
+  hasPermission,
+  type CheckRunFields,
+  type GitHubPort,
+  type RepoRef,
+} from '../github/port.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { createLoop } from '../lib/loop.js';
@@ -543,7 +549,12 @@ export function createLandingRunner(deps: LandingDeps) {
     if (!pr || pr.state !== 'open') return 'it was closed';
     if (pr.headSha !== headSha) return `new commits were pushed (${pr.headSha.slice(0, 12)})`;
     if (pr.draft) return 'it is a draft';
-    return approvalProblem(await github.reviews(repo, number), approvals);
+    return approvalProblem(
+      await github.reviews(repo, number),
+      approvals,
+      headSha,
+      writers(github, repo),
+    );
   }
 
   async function test(key: QueueKey, row: QueueRow, effect: Extract<Effect, { kind: 'test' }>) {
@@ -586,7 +597,8 @@ export function createLandingRunner(deps: LandingDeps) {
         eventId: event.id,
         spec,
         trust: 'trusted',
-        protectedBranch: true,
+        // The staging commit holds the pull requests' own .tower/: restricted minions never take it.
+        protectedBranch: false,
       });
       await deps.reports.addGraphReport({
         eventId: event.id,
@@ -739,7 +751,7 @@ export function createLandingRunner(deps: LandingDeps) {
       const fields = landCheck(row, state, entry);
       const hash = createHash('sha256').update(JSON.stringify(fields)).digest('hex').slice(0, 32);
       if (entry.checkHash === hash && entry.checkSha === entry.headSha) continue;
-      const { granted } = await deps.budget.take(row.installationId, 1, clock.now());
+      const { granted, backingOff } = await deps.budget.take(row.installationId, 1, clock.now());
       if (granted === 0) return sent;
       const repo = refOf(row);
       try {
@@ -752,15 +764,17 @@ export function createLandingRunner(deps: LandingDeps) {
           checkSha: entry.headSha,
           checkHash: hash,
         });
+        if (backingOff) await deps.budget.succeeded(row.installationId);
         sent++;
       } catch (error) {
         logger?.warn(
           { err: error, pr: entry.pullNumber },
           'tower/land check run not published; will retry',
         );
-        // GitHub said when to come back: the check publisher and the comments wait too.
-        if (error instanceof GitHubError && error.retryAt) {
-          await deps.budget.block(row.installationId, error.retryAt);
+        // A rate limit: the check publisher and the comments wait too, as long as GitHub
+        // said, or backing off when it named no time.
+        if (error instanceof GitHubError && error.rateLimited) {
+          await deps.budget.refused(row.installationId, clock.now(), error.retryAt);
         }
         return sent;
       }
@@ -888,15 +902,28 @@ export function createLandingRunner(deps: LandingDeps) {
       single: boolean;
       /** The base branch's rules when the caller has just read them (the label's handler). */
       rules?: Awaited<ReturnType<typeof landingRulesOf>>;
+      /** The head commit the person who asked saw: anything else is not what they meant to land. */
+      headSha?: string;
     }): Promise<LandOutcome> {
       const repo = refOf(input);
       const pr = await github.pullRequest(repo, input.number);
       if (!pr || pr.state !== 'open') return { ok: false, message: 'the pull request is not open' };
+      if (input.headSha !== undefined && pr.headSha !== input.headSha) {
+        return {
+          ok: false,
+          message: `the pull request changed since it was asked (its head is now ${pr.headSha.slice(0, 12)}, not ${input.headSha.slice(0, 12)}): ask again`,
+        };
+      }
       if (pr.draft) return { ok: false, message: 'the pull request is a draft' };
       const { config, tip, problem } =
         input.rules ?? (await landingRulesOf(github, repo, pr.baseRef));
       if (!config || !tip) return { ok: false, message: problem! };
-      const approval = approvalProblem(await github.reviews(repo, input.number), config.approvals);
+      const approval = await approvalProblem(
+        await github.reviews(repo, input.number),
+        config.approvals,
+        pr.headSha,
+        writers(github, repo),
+      );
       if (approval) return { ok: false, message: approval };
       const key = { repositoryId: input.repositoryId, baseBranch: pr.baseRef };
       await store.upsertEntry(key, {
@@ -999,7 +1026,12 @@ export function createLandingRunner(deps: LandingDeps) {
       const row = await store.queue(key);
       if (!row) return;
       const { approvals } = runnerOf(row.runner);
-      const problem = approvalProblem(await github.reviews(input, input.number), approvals);
+      const problem = await approvalProblem(
+        await github.reviews(input, input.number),
+        approvals,
+        entry.headSha,
+        writers(github, input),
+      );
       if (problem) await apply(key, [{ type: 'dequeue', pr: input.number, reason: problem }]);
     },
 
@@ -1090,29 +1122,65 @@ export function createLandingRunner(deps: LandingDeps) {
   };
 }
 
-/** Why the reviews do not allow landing; undefined when they do. */
-export function approvalProblem(
-  reviews: readonly { user: string; state: string }[],
+/** Reviewers whose permission one decision may look up, at most. */
+export const MAX_REVIEWERS = 50;
+
+/**
+ * Whether a person may write to the repository, asked of GitHub once per
+ * person for one decision (a handling of a command, a review, a build).
+ */
+export function writers(github: GitHubPort, repo: RepoRef): (login: string) => Promise<boolean> {
+  const known = new Map<string, Promise<boolean>>();
+  return (login) => {
+    const key = login.toLowerCase();
+    let answer = known.get(key);
+    if (!answer) {
+      answer = github.permission(repo, login).then((held) => hasPermission(held, 'write'));
+      known.set(key, answer);
+    }
+    return answer;
+  };
+}
+
+/**
+ * Why the reviews do not allow landing `headSha`; undefined when they do.
+ * Each reviewer's latest verdict counts (a comment is no verdict), and only
+ * from people with write permission: an approval counts for the commit it
+ * was written on, and changes requested block until dismissed or replaced
+ * by the same person's later review, whatever commit they were written on.
+ */
+export async function approvalProblem(
+  reviews: readonly { user: string; state: string; commitId: string | null }[],
   needed: number,
-): string | undefined {
-  // Each reviewer's latest verdict counts (comments are no verdict).
-  const latest = new Map<string, string>();
+  headSha: string,
+  mayWrite: (login: string) => Promise<boolean>,
+): Promise<string | undefined> {
+  const latest = new Map<string, { state: string; commitId: string | null }>();
   for (const review of reviews) {
     if (
       review.state === 'APPROVED' ||
       review.state === 'CHANGES_REQUESTED' ||
       review.state === 'DISMISSED'
     ) {
-      latest.set(review.user.toLowerCase(), review.state);
+      latest.set(review.user.toLowerCase(), review);
     }
   }
-  const blocking = [...latest]
-    .filter(([, state]) => state === 'CHANGES_REQUESTED')
-    .map(([user]) => `@${user}`);
+  const requesting = [...latest].filter(([, r]) => r.state === 'CHANGES_REQUESTED');
+  const approving = [...latest].filter(([, r]) => r.state === 'APPROVED' && r.commitId === headSha);
+  if (requesting.length > MAX_REVIEWERS) {
+    return `more than ${MAX_REVIEWERS} people request changes; dismiss the reviews that do not matter`;
+  }
+  const blocking: string[] = [];
+  for (const [user] of requesting) if (await mayWrite(user)) blocking.push(`@${user}`);
   if (blocking.length > 0) return `changes are requested by ${blocking.join(', ')}`;
-  const approvals = [...latest.values()].filter((state) => state === 'APPROVED').length;
+  let approvals = 0;
+  for (const [user] of approving.slice(0, MAX_REVIEWERS)) {
+    if (approvals >= needed) break;
+    if (await mayWrite(user)) approvals++;
+  }
   if (approvals < needed) {
-    return `it needs ${needed} approving review${needed === 1 ? '' : 's'} and has ${approvals}`;
+    const others = [...latest.values()].filter((r) => r.state === 'APPROVED').length - approvals;
+    return `it needs ${needed} approving review${needed === 1 ? '' : 's'} of its head commit ${headSha.slice(0, 12)} by people with write permission and has ${approvals}${others > 0 ? ` (${others} other approval${others === 1 ? ' is' : 's are'} for an older commit or by someone without write permission)` : ''}`;
   }
   return undefined;
 }

@@ -1,10 +1,16 @@
 /**
- * `/tower` comment commands (docs/commands.md), parsed from a comment body.
- * Pure. A command is a line of its own that starts with `/tower`, in any
- * case; a comment may hold several. Lines in fenced code blocks and quoted
- * lines (`> /tower retry`, as a reply quotes) are not commands, so quoting
- * a command never runs it again.
+ * `/tower` comment commands (docs/commands.md), parsed from a comment body,
+ * and job globs matched against labels. Pure. A command is a line of its
+ * own that starts with `/tower`, in any case; a comment may hold several.
+ * Lines in fenced code blocks and quoted lines (`> /tower retry`, as a
+ * reply quotes) are not commands, so quoting a command never runs it again.
+ *
+ * Globs come from anyone who can comment and labels from anyone who can
+ * open a pull request, and a glob's cost grows as a power of the label's
+ * length: patterns are bounded here, and `matchJobs` refuses a match whose
+ * cost is past a budget instead of freezing the server.
  */
+import { compileGlob } from '../definitions/globs.js';
 
 export type Command =
   | { name: 'retrigger'; jobs: string[] }
@@ -12,8 +18,8 @@ export type Command =
   | { name: 'cancel' }
   | { name: 'run'; jobs: string[] }
   | { name: 'approve'; jobs: string[] }
-  | { name: 'ok-to-test' }
-  | { name: 'land'; priority: number; single: boolean }
+  | { name: 'ok-to-test'; sha?: string }
+  | { name: 'land'; priority: number; single: boolean; sha?: string }
   | { name: 'unland' }
   | { name: 'queue'; action: 'pause' | 'resume' | 'drain' }
   | { name: 'help' };
@@ -34,12 +40,55 @@ type Spec = {
 
 /** A job label or a glob of labels (`test/*`); no spaces, nothing that could be markup. */
 const JOB_PATTERN = /^[A-Za-z0-9._\-/*?[\]{},!]+$/;
+/** A commit a command names: 7 to 40 hex digits, as GitHub abbreviates them. */
+const SHA_PATTERN = /^[0-9a-f]{7,40}$/i;
+
+/** Bounds on what a comment may ask to match. */
+export const PATTERN_LIMITS = {
+  /** Characters of one pattern. */
+  length: 100,
+  /** `*` and `?` in one pattern. */
+  wildcards: 10,
+  /** Patterns of one command. */
+  patterns: 20,
+  /** Commands of one comment. */
+  commands: 10,
+  /**
+   * Steps one command's matching may cost, summed over jobs × patterns (a
+   * pattern with k runs of `*` against a label of n characters costs
+   * C(n + k, k): the ways a backtracking matcher may split the label).
+   */
+  budget: 5_000_000,
+} as const;
+
+function patternProblem(pattern: string): string | undefined {
+  if (!JOB_PATTERN.test(pattern)) return `\`${pattern}\` is not a job label or a glob of labels`;
+  const shown = pattern.length > 30 ? `${pattern.slice(0, 30)}…` : pattern;
+  if (pattern.length > PATTERN_LIMITS.length) {
+    return `\`${shown}\` is too long: a pattern has at most ${PATTERN_LIMITS.length} characters`;
+  }
+  const wildcards = pattern.replace(/[^*?]/g, '').length;
+  if (wildcards > PATTERN_LIMITS.wildcards) {
+    return `\`${shown}\` is too complex: a pattern has at most ${PATTERN_LIMITS.wildcards} wildcards (\`*\` and \`?\`), and it has ${wildcards}`;
+  }
+  try {
+    compileGlob(pattern);
+  } catch {
+    return `\`${shown}\` is not a valid glob`;
+  }
+  return undefined;
+}
 
 function jobs(name: 'retrigger' | 'run' | 'approve', what: string) {
   return (args: string[]): Command | string => {
     if (args.length === 0) return `\`/tower ${name}\` needs ${what}`;
-    const bad = args.find((arg) => !JOB_PATTERN.test(arg));
-    if (bad !== undefined) return `\`${bad}\` is not a job label or a glob of labels`;
+    if (args.length > PATTERN_LIMITS.patterns) {
+      return `\`/tower ${name}\` takes at most ${PATTERN_LIMITS.patterns} jobs or globs`;
+    }
+    for (const arg of args) {
+      const problem = patternProblem(arg);
+      if (problem !== undefined) return problem;
+    }
     return { name, jobs: args };
   };
 }
@@ -81,28 +130,35 @@ export const COMMANDS: Readonly<Record<Command['name'], Spec>> = {
     parse: jobs('approve', 'the breakpoint jobs to approve'),
   },
   'ok-to-test': {
-    usage: '/tower ok-to-test',
+    usage: '/tower ok-to-test [sha]',
     summary:
-      "let a fork's pull request run, for its current head commit, on minions that take untrusted work",
+      "let a fork's pull request run, for the head commit you saw (or the one named), on minions that take untrusted work",
     who: 'write permission',
-    parse: bare('ok-to-test'),
+    parse(args) {
+      const [sha, ...rest] = args;
+      if (sha === undefined) return { name: 'ok-to-test' };
+      if (rest.length === 0 && SHA_PATTERN.test(sha)) return { name: 'ok-to-test', sha };
+      return '`/tower ok-to-test` takes nothing after it, or the head commit it is for (7 to 40 hex digits)';
+    },
   },
   land: {
-    usage: '/tower land [p=N] [single]',
+    usage: '/tower land [p=N] [single] [sha]',
     summary:
-      'queue the pull request to land on its base branch once its land graph passes; `p=N` for a priority (higher first, -100 to 100), `single` to land it alone',
+      'queue the pull request to land on its base branch once its land graph passes; `p=N` for a priority (higher first, -100 to 100), `single` to land it alone, a sha to name the head commit you mean',
     who: 'write permission, and the approvals the base branch asks for',
     parse(args) {
       let priority = 0;
       let single = false;
+      let sha: string | undefined;
       for (const arg of args) {
         const p = /^p=(-?\d+)$/i.exec(arg);
         if (p && Math.abs(Number(p[1])) <= 100) priority = Number(p[1]);
         else if (arg.toLowerCase() === 'single') single = true;
+        else if (SHA_PATTERN.test(arg)) sha = arg.toLowerCase();
         else
-          return `\`${arg}\` is not an option of \`/tower land\`: use \`p=N\` (-100 to 100) or \`single\``;
+          return `\`${arg}\` is not an option of \`/tower land\`: use \`p=N\` (-100 to 100), \`single\` or the head commit's sha`;
       }
-      return { name: 'land', priority, single };
+      return { name: 'land', priority, single, ...(sha === undefined ? {} : { sha }) };
     },
   },
   unland: {
@@ -161,11 +217,58 @@ export function parseCommands(body: string): ParsedCommands {
       problems.push({ line, message: `Tower has no command \`${word}\`` });
       continue;
     }
+    if (commands.length >= PATTERN_LIMITS.commands) {
+      problems.push({
+        line,
+        message: `a comment holds at most ${PATTERN_LIMITS.commands} commands: this one was not carried out`,
+      });
+      continue;
+    }
     const parsed = COMMANDS[name].parse(args);
     if (typeof parsed === 'string') problems.push({ line, message: parsed });
     else commands.push(parsed);
   }
   return { commands, problems };
+}
+
+/** C(n + k, k), saturating at the budget (anything past it is refused anyway). */
+function splits(n: number, k: number): number {
+  let ways = 1;
+  for (let i = 1; i <= k && ways <= PATTERN_LIMITS.budget; i++) ways = (ways * (n + i)) / i;
+  return ways;
+}
+
+/**
+ * The labels the patterns match, with the one glob matcher of
+ * definitions (src/definitions/globs.ts); `too-complex` when the match
+ * would cost more than the budget, before anything is matched. A pattern
+ * without glob characters is compared, not matched.
+ */
+export function matchJobs(
+  labels: readonly string[],
+  patterns: readonly string[],
+): { kind: 'matched'; labels: Set<string> } | { kind: 'too-complex'; message: string } {
+  let cost = 0;
+  for (const pattern of patterns) {
+    const stars = pattern.match(/\*+/g)?.length ?? 0;
+    for (const label of labels) cost += splits(label.length, stars);
+  }
+  if (cost > PATTERN_LIMITS.budget) {
+    return {
+      kind: 'too-complex',
+      message: `the patterns are too complex to match against ${labels.length} job${labels.length === 1 ? '' : 's'}: use fewer \`*\`, or name the jobs`,
+    };
+  }
+  const matched = new Set<string>();
+  for (const pattern of patterns) {
+    if (!/[*?[\]{}!]/.test(pattern)) {
+      if (labels.includes(pattern)) matched.add(pattern);
+      continue;
+    }
+    const matches = compileGlob(pattern);
+    for (const label of labels) if (matches(label)) matched.add(label);
+  }
+  return { kind: 'matched', labels: matched };
 }
 
 /** The help, as a Markdown table: what each command does and who may use it. */

@@ -4,21 +4,28 @@
  * (src/github/commands.ts); the Re-run and action buttons of check runs
  * retrigger. Every handler is idempotent: webhooks are redelivered.
  *
- * Fork safety: a pull request whose head lives in another repository, by
- * an author without write permission, runs nothing until someone with
- * write permission comments `/tower ok-to-test` for its head commit; its
- * graphs are then untrusted, and only minions that accept untrusted work
- * take their jobs. A new push to it needs a new `/tower ok-to-test`.
+ * Fork safety: a pull request whose head lives in another repository runs
+ * nothing until someone with write permission comments `/tower ok-to-test`
+ * for its head commit, unless its author, the fork's owner and whoever
+ * pushed its head may all write; its graphs are then untrusted, and only
+ * minions that accept untrusted work take their jobs. A new push to it
+ * needs a new `/tower ok-to-test`.
+ *
+ * Commands that approve something (`land`, `ok-to-test`, `approve`) bind
+ * to the head commit their comment was written for: the head that arrived
+ * before it (each head's arrival is recorded from GitHub's own time), or
+ * the commit the comment names. Permission is checked before any pattern
+ * of a comment is matched.
  */
 import type { Probot } from 'probot';
-import picomatch from 'picomatch';
 import type { Clock } from '../lib/clock.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { landingRulesOf } from './landing-definitions.js';
+import { breakpointApproversOf, breakpointKey, landingRulesOf } from './landing-definitions.js';
 import type { LandingRunner } from '../autoland/runner.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
-import { commandHelp, parseCommands, type Command } from './commands.js';
+import { mayApprove } from '../scheduler/server-jobs.js';
+import { commandHelp, matchJobs, parseCommands, type Command } from './commands.js';
 import { ingest, skipsCi, type EventStore, type IngestDeps, type ReportStore } from './ingest.js';
 import {
   CheckRunPayload,
@@ -34,6 +41,21 @@ import { hasPermission, type GitHubPort, type PullRequestInfo, type RepoRef } fr
 export type GitHubHandlerDeps = {
   github: GitHubPort;
   events: EventStore;
+  /** Each head commit of a pull request: when it arrived, who pushed it (src/db/pull-request-heads.ts). */
+  heads: {
+    recordHead(head: {
+      repositoryId: number;
+      pullNumber: number;
+      headSha: string;
+      arrivedAt: Date;
+      pushedBy: string | null;
+    }): Promise<void>;
+    head(
+      repositoryId: number,
+      pullNumber: number,
+      headSha: string,
+    ): Promise<{ arrivedAt: Date; pushedBy: string | null } | undefined>;
+  };
   reports: ReportStore;
   comments: {
     enqueue(comment: {
@@ -118,7 +140,8 @@ export async function onPush(deps: GitHubHandlerDeps, payload: PushPayload): Pro
     author: payload.sender.login,
     pullNumber: null,
     trust: 'trusted',
-    protectedBranch: branch === payload.repository.default_branch,
+    // GitHub's word, not the branch's name: restricted minions take only protected pushes.
+    protectedBranch: () => deps.github.branchProtected(repo, branch),
     changedFiles: () =>
       payload.before === ZERO_SHA
         ? Promise.resolve(null)
@@ -127,15 +150,36 @@ export async function onPush(deps: GitHubHandlerDeps, payload: PushPayload): Pro
   });
 }
 
-/** Whether the pull request must wait for `/tower ok-to-test`: a fork's, by someone without write. */
+/**
+ * Why the pull request must wait for `/tower ok-to-test`, or undefined when
+ * it need not: a fork's runs at once only when everyone who could have put
+ * its head there may write to the base repository: its author, the fork's
+ * owner, and the one who pushed the head (when Tower heard of the push).
+ */
 async function needsOkToTest(
   deps: GitHubHandlerDeps,
   repo: RepoRef,
-  pr: Pick<PullRequestInfo, 'headRepoId' | 'baseRepoId' | 'author'>,
-): Promise<boolean> {
+  fullName: string,
+  pr: Pick<PullRequestInfo, 'headRepoId' | 'baseRepoId' | 'author' | 'headRepoOwner'>,
+  pusher: string | null,
+): Promise<string | undefined> {
   const fork = pr.headRepoId === null || pr.headRepoId !== pr.baseRepoId;
-  if (!fork) return false;
-  return !hasPermission(await deps.github.permission(repo, pr.author), 'write');
+  if (!fork) return undefined;
+  if (pr.headRepoOwner === null) return 'its fork was deleted';
+  const people: [string, string][] = [
+    [pr.author, 'its author'],
+    [pr.headRepoOwner, 'the owner of the fork it comes from'],
+    ...(pusher === null ? [] : ([[pusher, 'who pushed its head commit']] as [string, string][])),
+  ];
+  const asked = new Set<string>();
+  for (const [login, role] of people) {
+    if (asked.has(login.toLowerCase())) continue;
+    asked.add(login.toLowerCase());
+    if (!hasPermission(await deps.github.permission(repo, login), 'write')) {
+      return `@${login}, ${role}, cannot write to ${fullName}`;
+    }
+  }
+  return undefined;
 }
 
 /** Builds the pull request's graphs for its head commit, and supersedes the older ones. */
@@ -162,7 +206,7 @@ async function runPullRequest(
     author: pr.author,
     pullNumber: pr.number,
     trust: input.trust,
-    protectedBranch: false,
+    protectedBranch: () => Promise.resolve(false),
     changedFiles: () => deps.github.pullRequestFiles(repo, pr.number),
     payload: { number: pr.number, head: pr.headSha, base: pr.baseRef, trust: input.trust },
   });
@@ -227,13 +271,30 @@ export async function onPullRequest(
     headSha: p.head.sha,
     headRef: p.head.ref,
     headRepoId: p.head.repo?.id ?? null,
+    headRepoOwner: p.head.repo?.owner.login ?? null,
     baseRepoId: p.base.repo.id,
     baseRef: p.base.ref,
     baseSha: p.base.sha,
   };
+  if (
+    payload.action === 'opened' ||
+    payload.action === 'reopened' ||
+    payload.action === 'synchronize'
+  ) {
+    // GitHub's time of the change that brought the head, and who pushed it.
+    await deps.heads.recordHead({
+      repositoryId,
+      pullNumber: p.number,
+      headSha: p.head.sha,
+      arrivedAt: new Date(p.updated_at),
+      pushedBy: payload.action === 'synchronize' ? payload.sender.login : null,
+    });
+  }
+  const pusher = (await deps.heads.head(repositoryId, p.number, p.head.sha))?.pushedBy ?? null;
   // A reopened pull request runs again, even at a head commit that ran before.
   const dedupKey = `pull_request:${repositoryId}:${p.number}:${p.head.sha}${payload.action === 'reopened' ? `:reopened:${deliveryId}` : ''}`;
-  const untrusted = await needsOkToTest(deps, repo, pr);
+  const why = await needsOkToTest(deps, repo, payload.repository.full_name, pr, pusher);
+  const untrusted = why !== undefined;
   if (untrusted) {
     if (!(await deps.events.isOkToTest(repositoryId, p.number, p.head.sha))) {
       await supersede(deps, repositoryId, p.number, null);
@@ -248,7 +309,7 @@ export async function onPullRequest(
           fullName: payload.repository.full_name,
           issueNumber: p.number,
           body: [
-            `Tower has not run this pull request: it comes from a fork, and @${pr.author} cannot write to ${payload.repository.full_name}.`,
+            `Tower has not run this pull request: it comes from a fork, and ${why}.`,
             '',
             `Someone with write permission can read the changes and comment \`/tower ok-to-test\` to run commit \`${p.head.sha.slice(0, 12)}\` on minions that take untrusted work. Each new push needs a new \`/tower ok-to-test\`.`,
           ].join('\n'),
@@ -301,6 +362,8 @@ async function onLabeled(deps: GitHubHandlerDeps, payload: PullRequestPayload): 
       priority: 0,
       single: false,
       rules,
+      // The head the label was added on, nothing pushed since.
+      headSha: payload.pull_request.head.sha,
     });
     line = `${outcome.ok ? '✅' : '❌'} The \`${label}\` label${outcome.ok ? '' : ' does not queue this pull request'}: ${outcome.message}`;
   }
@@ -342,6 +405,7 @@ export async function onIssueComment(
     fullName: payload.repository.full_name,
     number,
     login,
+    writtenAt: new Date(payload.comment.created_at),
   };
   for (const command of commands) {
     if (command.name === 'help') {
@@ -355,6 +419,7 @@ export async function onIssueComment(
       });
       continue;
     }
+    // Approvers of breakpoints need not write: approve() checks them before it matches anything.
     if (command.name !== 'approve' && !hasPermission(permission, 'write')) {
       outcomes.push({
         line: `\`/tower ${command.name}\`: refused: @${login} has ${permission} permission on ${payload.repository.full_name}, and it needs write.`,
@@ -395,6 +460,8 @@ type CommandContext = {
   fullName: string;
   number: number;
   login: string;
+  /** When the comment was written (GitHub's time). */
+  writtenAt: Date;
 };
 
 /** The pull request's current graphs (those of its newest event) with their jobs. */
@@ -409,6 +476,41 @@ async function currentGraphs(ctx: CommandContext) {
   return graphs;
 }
 
+/**
+ * Why the comment is not for the pull request's current head, or undefined
+ * when it is: it names that commit, or it was written after the head
+ * arrived (GitHub's times, to the second). A head Tower never heard arrive
+ * (the pull request predates the installation, or its webhook is late) is
+ * recorded as arriving now, so that the next comment is for it.
+ */
+async function staleComment(
+  ctx: CommandContext,
+  pr: PullRequestInfo,
+  named: string | undefined,
+): Promise<string | undefined> {
+  const head = pr.headSha.slice(0, 12);
+  if (named !== undefined) {
+    return pr.headSha.startsWith(named.toLowerCase())
+      ? undefined
+      : `the comment names ${named}, and the pull request's head is ${head}: comment again for the head you mean`;
+  }
+  const known = await ctx.deps.heads.head(ctx.repositoryId, ctx.number, pr.headSha);
+  if (!known) {
+    await ctx.deps.heads.recordHead({
+      repositoryId: ctx.repositoryId,
+      pullNumber: ctx.number,
+      headSha: pr.headSha,
+      arrivedAt: ctx.deps.clock.now(),
+      pushedBy: null,
+    });
+    return `Tower had not seen the head commit ${head} arrive: comment again, or name the commit`;
+  }
+  if (ctx.writtenAt.getTime() < known.arrivedAt.getTime()) {
+    return `the pull request changed since your comment (its head is now ${head}): comment again`;
+  }
+  return undefined;
+}
+
 async function carryOut(
   ctx: CommandContext,
   command: Exclude<Command, { name: 'help' }>,
@@ -419,13 +521,17 @@ async function carryOut(
     const pr = await deps.github.pullRequest(ctx.repo, ctx.number);
     if (!pr || pr.state !== 'open')
       return { line: `${name}: the pull request is not open.`, ok: false };
+    const stale = await staleComment(ctx, pr, command.sha);
+    if (stale) return { line: `${name}: refused: ${stale}.`, ok: false };
     await deps.events.approveOkToTest({
       repositoryId: ctx.repositoryId,
       pullNumber: ctx.number,
       headSha: pr.headSha,
       approvedBy: ctx.login,
     });
-    const untrusted = await needsOkToTest(deps, ctx.repo, pr);
+    const pusher = (await deps.heads.head(ctx.repositoryId, ctx.number, pr.headSha))?.pushedBy;
+    const untrusted =
+      (await needsOkToTest(deps, ctx.repo, ctx.fullName, pr, pusher ?? null)) !== undefined;
     const outcome = await runPullRequest(deps, {
       repo: ctx.repo,
       repositoryId: ctx.repositoryId,
@@ -448,6 +554,7 @@ async function carryOut(
   if (command.name === 'land' || command.name === 'unland' || command.name === 'queue') {
     return landingCommand(ctx, command, name);
   }
+  if (command.name === 'approve') return approveCommand(ctx, command, name);
   const graphs = await currentGraphs(ctx);
   if (graphs.length === 0) {
     return { line: `${name}: this pull request has no graph at its head commit.`, ok: false };
@@ -465,12 +572,18 @@ async function carryOut(
       : { line: `${name}: nothing was left to cancel.`, ok: false };
   }
   const jobs = graphs.flatMap(({ graph, jobs }) => jobs.map((job) => ({ graph, job })));
-  const matching =
-    command.name === 'retry'
-      ? jobs.filter(({ job }) => job.state === 'done' && failedResults.has(job.result ?? ''))
-      : jobs.filter(({ job }) =>
-          command.jobs.some((pattern) => picomatch.isMatch(job.label, pattern)),
-        );
+  let matching = jobs.filter(
+    ({ job }) => job.state === 'done' && failedResults.has(job.result ?? ''),
+  );
+  if (command.name !== 'retry') {
+    const matched = matchJobs(
+      jobs.map(({ job }) => job.label),
+      command.jobs,
+    );
+    if (matched.kind === 'too-complex')
+      return { line: `${name}: refused: ${matched.message}.`, ok: false };
+    matching = jobs.filter(({ job }) => matched.labels.has(job.label));
+  }
   if (matching.length === 0) {
     return {
       line:
@@ -486,12 +599,6 @@ async function carryOut(
   const done: string[] = [];
   const refused: string[] = [];
   for (const { graph, job } of matching) {
-    if (command.name === 'approve') {
-      const outcome = await approve(ctx, job.id);
-      if (outcome.ok) done.push(job.label);
-      else refused.push(`\`${job.label}\` (${outcome.reason})`);
-      continue;
-    }
     const outcome =
       command.name === 'run'
         ? await deps.scheduler.activate({ jobId: job.id })
@@ -504,17 +611,105 @@ async function carryOut(
     }
   }
   deps.onReports();
-  const verb = {
-    retrigger: 'retriggered',
-    retry: 'retriggered',
-    run: 'started',
-    approve: 'approved',
-  }[command.name];
+  return summary(name, command.name === 'run' ? 'started' : 'retriggered', done, refused);
+}
+
+function summary(name: string, verb: string, done: string[], refused: string[]): Outcome {
   const parts = [
     done.length > 0 ? `${verb} ${done.map((l) => `\`${l}\``).join(', ')}` : null,
     refused.length > 0 ? `refused ${refused.join(', ')}` : null,
   ].filter((part): part is string => part !== null);
   return { line: `${name}: ${parts.join('; ')}.`, ok: done.length > 0 };
+}
+
+/** Distinct teams whose membership one approval may look up, at most. */
+const MAX_APPROVER_TEAMS = 20;
+
+/**
+ * `/tower approve`: the breakpoints of the current graphs that the
+ * commenter may approve, by the approvers the base branch's `.tower/`
+ * names (never the pull request's own), found before any pattern is
+ * matched; then the patterns, against those breakpoints only. The
+ * scheduler checks the job's own approvers too: both must name them.
+ */
+async function approveCommand(
+  ctx: CommandContext,
+  command: Extract<Command, { name: 'approve' }>,
+  name: string,
+): Promise<Outcome> {
+  const { deps } = ctx;
+  const pr = await deps.github.pullRequest(ctx.repo, ctx.number);
+  if (!pr || pr.state !== 'open')
+    return { line: `${name}: the pull request is not open.`, ok: false };
+  const breakpoints = (await currentGraphs(ctx)).flatMap(({ graph, jobs }) =>
+    jobs.filter((job) => job.kind === 'breakpoint').map((job) => ({ graph, job })),
+  );
+  if (breakpoints.length === 0) {
+    return { line: `${name}: this pull request's graphs have no breakpoint.`, ok: false };
+  }
+  const approversOf = await breakpointApproversOf(deps.github, ctx.repo, pr.baseRef, {
+    type: 'pull_request',
+    number: pr.number,
+    author: pr.author,
+  });
+  const listed = breakpoints.map(({ graph, job }) => ({
+    graph,
+    job,
+    approvers: approversOf.get(breakpointKey(graph.name, job.label)) ?? [],
+  }));
+  const teams: string[] = [];
+  const asked = new Set<string>();
+  for (const { approvers } of listed) {
+    if (mayApprove(approvers, { login: ctx.login, teams: [] })) continue;
+    for (const entry of approvers) {
+      const slug = entry.startsWith('team:') ? entry.slice('team:'.length).toLowerCase() : null;
+      if (slug === null || asked.has(slug) || asked.size >= MAX_APPROVER_TEAMS) continue;
+      asked.add(slug);
+      if (await deps.github.isTeamMember(ctx.repo, ctx.repo.owner, slug, ctx.login))
+        teams.push(slug);
+    }
+  }
+  const approver = { login: ctx.login, teams };
+  const mine = listed.filter(({ approvers }) => mayApprove(approvers, approver));
+  if (mine.length === 0) {
+    const named = listed
+      .slice(0, 5)
+      .map(
+        ({ job, approvers }) =>
+          `\`${job.label}\`: ${approvers.join(', ') || `not on \`${pr.baseRef}\``}`,
+      );
+    return {
+      line: `${name}: refused: @${ctx.login} may approve no breakpoint of this pull request (approvers as \`${pr.baseRef}\` names them: ${named.join('; ')}${listed.length > 5 ? '; …' : ''}).`,
+      ok: false,
+    };
+  }
+  const stale = await staleComment(ctx, pr, undefined);
+  if (stale) return { line: `${name}: refused: ${stale}.`, ok: false };
+  const matched = matchJobs(
+    mine.map(({ job }) => job.label),
+    command.jobs,
+  );
+  if (matched.kind === 'too-complex')
+    return { line: `${name}: refused: ${matched.message}.`, ok: false };
+  const chosen = mine.filter(({ job }) => matched.labels.has(job.label));
+  if (chosen.length === 0) {
+    return {
+      line: `${name}: no breakpoint you may approve matches. Yours: ${mine
+        .slice(0, 30)
+        .map(({ job }) => `\`${job.label}\``)
+        .join(', ')}${mine.length > 30 ? ', …' : ''}`,
+      ok: false,
+    };
+  }
+  const done: string[] = [];
+  const refused: string[] = [];
+  for (const { job } of chosen) {
+    const outcome = await deps.scheduler.approve({ jobId: job.id, approver });
+    if (outcome.ok) done.push(job.label);
+    else refused.push(`\`${job.label}\` (${outcome.reason})`);
+  }
+  deps.onReports();
+  return summary(name, 'approved', done, refused);
 }
 
 async function landingCommand(
@@ -525,6 +720,11 @@ async function landingCommand(
   const { deps } = ctx;
   if (!deps.landing) return { line: `${name}: this Tower has no landing queue.`, ok: false };
   if (command.name === 'land') {
+    const pr = await deps.github.pullRequest(ctx.repo, ctx.number);
+    if (!pr || pr.state !== 'open')
+      return { line: `${name}: refused: the pull request is not open`, ok: false };
+    const stale = await staleComment(ctx, pr, command.sha);
+    if (stale) return { line: `${name}: refused: ${stale}.`, ok: false };
     const outcome = await deps.landing.land({
       repositoryId: ctx.repositoryId,
       installationId: ctx.repo.installationId,
@@ -533,6 +733,7 @@ async function landingCommand(
       by: ctx.login,
       priority: command.priority,
       single: command.single,
+      headSha: pr.headSha,
     });
     return { line: `${name}: ${outcome.ok ? '' : 'refused: '}${outcome.message}`, ok: outcome.ok };
   }
@@ -559,29 +760,6 @@ async function landingCommand(
         ok: true,
       }
     : { line: `${name}: \`${base}\` has no landing queue yet.`, ok: false };
-}
-
-/** Approves a breakpoint as the commenter, with the teams of theirs the breakpoint names. */
-async function approve(ctx: CommandContext, jobId: number) {
-  const { deps } = ctx;
-  const first = await deps.scheduler.approve({ jobId, approver: { login: ctx.login, teams: [] } });
-  if (first.ok || first.refusal !== 'not-an-approver') {
-    return first.ok ? first : { ok: false as const, reason: first.reason };
-  }
-  const teams: string[] = [];
-  for (const entry of first.approvers) {
-    if (!entry.startsWith('team:')) continue;
-    const slug = entry.slice('team:'.length);
-    if (await deps.github.isTeamMember(ctx.repo, ctx.repo.owner, slug, ctx.login)) teams.push(slug);
-  }
-  if (teams.length === 0) {
-    return {
-      ok: false as const,
-      reason: `@${ctx.login} may not approve it: its approvers are ${first.approvers.join(', ')}`,
-    };
-  }
-  const second = await deps.scheduler.approve({ jobId, approver: { login: ctx.login, teams } });
-  return second.ok ? second : { ok: false as const, reason: second.reason };
 }
 
 /** The Re-run button of one check run: its job runs again (a group's or a summary's failed jobs). */

@@ -86,7 +86,12 @@ export type IngestInput = {
   author: string;
   pullNumber: number | null;
   trust: 'trusted' | 'untrusted';
-  protectedBranch: boolean;
+  /**
+   * Whether the graphs are for commits on a branch GitHub protects: only
+   * such push graphs may reach restricted minions. Asked only when there
+   * are graphs to store.
+   */
+  protectedBranch: () => Promise<boolean>;
   /** Asked only when there are definitions to apply its path filters. */
   changedFiles: () => Promise<string[] | null>;
   payload: Record<string, unknown>;
@@ -148,13 +153,14 @@ export async function ingest(deps: IngestDeps, input: IngestInput): Promise<Inge
     return { kind: 'definition-errors', eventId: event.id, errors: errors.length };
   }
   const graphIds: number[] = [];
+  const protectedBranch = specs.length > 0 && (await input.protectedBranch());
   for (const spec of specs) {
     const { graphId } = await deps.scheduler.createGraph({
       repositoryId: input.repositoryId,
       eventId: event.id,
       spec,
       trust: input.trust,
-      protectedBranch: input.protectedBranch,
+      protectedBranch,
     });
     await deps.reports.addGraphReport({ ...report, graphId });
     graphIds.push(graphId);

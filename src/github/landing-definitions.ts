@@ -1,7 +1,9 @@
 /**
- * What the landing queue reads from `.tower/` through the port: the base
- * branch's `landing:` rules (never the pull request's), and the graphs a
- * staging commit's own definitions select for the `land` event.
+ * What decides who may do what, read from the base branch's `.tower/`
+ * through the port, never the pull request's: the `landing:` rules, and
+ * breakpoints' approvers. Also the graphs a staging commit's own
+ * definitions select for the `land` event (they run, untrusted by
+ * restricted minions).
  */
 import {
   generateGraphs,
@@ -9,7 +11,7 @@ import {
   type Diagnostic,
   type LandingConfig,
 } from '../definitions/index.js';
-import type { GraphSpec } from '../lib/graph-spec.js';
+import type { EventType, GraphSpec } from '../lib/graph-spec.js';
 import type { GitHubPort, RepoRef } from './port.js';
 
 export type { LandingConfig };
@@ -55,4 +57,38 @@ export async function landGraphsAt(
   });
   const errors = diagnostics.filter((d) => d.severity === 'error').map(where);
   return { specs: errors.length > 0 ? [] : specs, errors };
+}
+
+/** The key of a breakpoint in `breakpointApproversOf`'s map. */
+export const breakpointKey = (graph: string, label: string) => `${graph}\u0000${label}`;
+
+/**
+ * Who may approve each breakpoint, as the base branch's `.tower/` at its
+ * tip defines it for the event (by graph name and job label). A breakpoint
+ * the base branch does not define, or whose definitions have errors, has
+ * no approver here.
+ */
+export async function breakpointApproversOf(
+  github: GitHubPort,
+  repo: RepoRef,
+  base: string,
+  event: { type: EventType; number?: number; author?: string },
+): Promise<Map<string, readonly string[]>> {
+  const approvers = new Map<string, readonly string[]>();
+  const tip = await github.branchSha(repo, base);
+  if (!tip) return approvers;
+  const { specs, diagnostics } = generateGraphs(await github.readTowerFiles(repo, tip), {
+    ...event,
+    branch: base,
+    sha: tip,
+    changedFiles: null,
+  });
+  if (diagnostics.some((d) => d.severity === 'error')) return approvers;
+  for (const spec of specs) {
+    for (const job of spec.jobs) {
+      if (job.breakpoint)
+        approvers.set(breakpointKey(spec.graph, job.label), job.breakpoint.approvers);
+    }
+  }
+  return approvers;
 }

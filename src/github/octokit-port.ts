@@ -8,6 +8,7 @@
  */
 import { createAppAuth } from '@octokit/auth-app';
 import { Octokit } from '@octokit/rest';
+import { definitionLimitErrors } from '../definitions/index.js';
 import { errorMessage } from '../lib/errors.js';
 import {
   GitHubError,
@@ -17,9 +18,6 @@ import {
   type RepoRef,
   type TowerFile,
 } from './port.js';
-
-/** `.tower/` files larger than this are not definitions anyone meant to write. */
-const MAX_DEFINITION_BYTES = 1024 * 1024;
 
 export type RateLimitNote = { installationId: number; remaining: number; resetAt: Date };
 
@@ -90,12 +88,15 @@ export function createOctokitPort(options: {
           e.path?.startsWith('.tower/') &&
           /\.ya?ml$/.test(e.path),
       );
+      // Over the limits, nothing is read: the loader reports the limits from the sizes.
+      const listed = wanted.map((e) => ({ path: e.path, size: e.size ?? 0 }));
+      if (definitionLimitErrors(listed).length > 0) {
+        return listed
+          .map((e) => ({ ...e, content: '' }))
+          .sort((a, b) => (a.path < b.path ? -1 : 1));
+      }
       const files: TowerFile[] = [];
       for (const entry of wanted) {
-        if ((entry.size ?? 0) > MAX_DEFINITION_BYTES) {
-          files.push({ path: entry.path, content: '' });
-          continue;
-        }
         const blob = await call(`read ${entry.path}`, () =>
           octokit.rest.git.getBlob({ ...base(repo), file_sha: entry.sha }),
         );
@@ -202,6 +203,7 @@ export function createOctokitPort(options: {
           headSha: data.head.sha,
           headRef: data.head.ref,
           headRepoId: data.head.repo?.id ?? null,
+          headRepoOwner: data.head.repo?.owner.login ?? null,
           baseRepoId: data.base.repo.id,
           baseRef: data.base.ref,
           baseSha: data.base.sha,
@@ -223,6 +225,20 @@ export function createOctokitPort(options: {
       } catch (error) {
         const failure = toGitHubError('read a branch', error, now());
         if (failure.status === 404) return undefined;
+        throw failure;
+      }
+    },
+
+    async branchProtected(repo, branch) {
+      try {
+        const { data } = await client(repo.installationId).rest.repos.getBranch({
+          ...base(repo),
+          branch,
+        });
+        return data.protected;
+      } catch (error) {
+        const failure = toGitHubError('read a branch', error, now());
+        if (failure.status === 404) return false;
         throw failure;
       }
     },
@@ -401,6 +417,11 @@ export function toGitHubError(what: string, error: unknown, now: Date): GitHubEr
   else if (headers['x-ratelimit-remaining'] === '0' && headers['x-ratelimit-reset']) {
     retryAt = new Date(Number(headers['x-ratelimit-reset']) * 1000);
   }
+  // A secondary limit may name no time: the budget backs off (src/db/github-budget.ts).
+  const rateLimited =
+    retryAt !== undefined ||
+    status === 429 ||
+    (status === 403 && /secondary rate limit|abuse/i.test(errorMessage(error)));
   const message = `GitHub would not ${what}: ${status === 0 ? '' : `${status} `}${errorMessage(error)}`;
-  return new GitHubError(message, status, retryAt, { cause: error });
+  return new GitHubError(message, status, retryAt, { cause: error, rateLimited });
 }

@@ -41,11 +41,19 @@ export const PullRequestPayload = z.object({
     title: z.string(),
     draft: z.boolean().optional(),
     merged: z.boolean().nullable().optional(),
+    /** GitHub's time of the change: for opened, reopened and synchronize, when the head arrived. */
+    updated_at: z.iso.datetime({ offset: true }),
     user: User,
     head: z.object({
       sha: Sha,
       ref: z.string(),
-      repo: z.object({ id: z.number().int(), full_name: z.string() }).nullable(),
+      repo: z
+        .object({
+          id: z.number().int(),
+          full_name: z.string(),
+          owner: z.object({ login: z.string() }),
+        })
+        .nullable(),
     }),
     base: z.object({ sha: Sha, ref: z.string(), repo: z.object({ id: z.number().int() }) }),
     labels: z.array(z.object({ name: z.string() })).optional(),
@@ -72,7 +80,13 @@ export const IssueCommentPayload = z.object({
     number: z.number().int(),
     pull_request: z.object({ url: z.string().nullable().optional() }).optional(),
   }),
-  comment: z.object({ id: z.number().int(), body: z.string(), user: User }),
+  comment: z.object({
+    id: z.number().int(),
+    body: z.string(),
+    user: User,
+    /** When it was written (GitHub's time): commands bind to the head of that moment. */
+    created_at: z.iso.datetime({ offset: true }),
+  }),
   repository: Repository,
   installation: Installation,
   sender: User,

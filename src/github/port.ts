@@ -44,7 +44,8 @@ export function hasPermission(held: Permission, needed: Permission): boolean {
   return permissionLevels.indexOf(held) <= permissionLevels.indexOf(needed);
 }
 
-export type TowerFile = { path: string; content: string };
+/** A `.tower/` file; over the definitions' limits, only listed: `size` set and `content` empty. */
+export type TowerFile = { path: string; content: string; size?: number };
 
 export type PullRequestInfo = {
   number: number;
@@ -57,6 +58,8 @@ export type PullRequestInfo = {
   headRef: string;
   /** Null when the fork was deleted. */
   headRepoId: number | null;
+  /** Who owns the head repository (a fork's owner can push to it); null when it was deleted. */
+  headRepoOwner: string | null;
   baseRepoId: number;
   baseRef: string;
   baseSha: string;
@@ -82,6 +85,11 @@ export type GitHubPort = {
   pullRequest(repo: RepoRef, number: number): Promise<PullRequestInfo | undefined>;
   /** The commit a branch points at; undefined when there is no such branch. */
   branchSha(repo: RepoRef, branch: string): Promise<string | undefined>;
+  /**
+   * Whether GitHub protects the branch (a branch protection rule or ruleset
+   * applies to it); false when there is no such branch.
+   */
+  branchProtected(repo: RepoRef, branch: string): Promise<boolean>;
   /** A new branch at the commit; an existing one of that name is moved there (force). */
   setBranch(repo: RepoRef, branch: string, sha: string): Promise<void>;
   /** Moves a branch, fast-forward only: `not-fast-forward` when the commit does not descend from its tip. */
@@ -110,7 +118,7 @@ export type GitHubPort = {
     repo: RepoRef,
     number: number,
   ): Promise<{ sha: string; message: string; author: { name: string; email: string } }[]>;
-  /** The pull request's reviews, oldest first. */
+  /** The pull request's reviews, oldest first; `commitId` is the head each was written for. */
   reviews(
     repo: RepoRef,
     number: number,
@@ -124,22 +132,25 @@ export type GitHubPort = {
 
 /**
  * GitHub refused or failed a request. `retryAt` is when GitHub said to try
- * again (retry-after, or a spent rate limit's reset); `contentLimit` marks
- * a refusal by the content-creation limit.
+ * again (retry-after, or a spent rate limit's reset); `rateLimited` marks a
+ * rate-limit refusal, with or without that time (a secondary limit may name
+ * none: the budget backs off, src/db/github-budget.ts).
  */
 export class GitHubError extends TowerError {
   override readonly name = 'GitHubError';
+  readonly rateLimited: boolean;
   constructor(
     message: string,
     readonly status: number,
     readonly retryAt: Date | undefined,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; rateLimited?: boolean },
   ) {
     super(message, options);
+    this.rateLimited = options?.rateLimited ?? retryAt !== undefined;
   }
 
   /** Whether trying again later may succeed: limits, server errors, the network. */
   get transient(): boolean {
-    return this.retryAt !== undefined || this.status >= 500 || this.status === 0;
+    return this.rateLimited || this.status >= 500 || this.status === 0;
   }
 }
