@@ -16,8 +16,11 @@ const folders = {
   checks: ['graph', 'github', 'lib'],
   autoland: ['scheduler', 'github', 'lib'],
   clusters: ['scheduler', 'lib'],
+  // Who may see and do what: sessions, API tokens, repository permissions, operator rights.
+  access: ['github', 'db', 'lib'],
   // Domain modules only: never Octokit or drizzle directly.
   web: [
+    'access',
     'lib',
     'config',
     'definitions',

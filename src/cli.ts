@@ -21,6 +21,7 @@ import { startDemoSandbox, type SandboxOptions } from './sandbox/demo.js';
 import { minionCommand } from './cli/minion-command.js';
 import { minionsCommand } from './cli/minion-admin.js';
 import { startSandboxTower } from './cli/sandbox-start.js';
+import { tokensCommand } from './cli/tokens.js';
 
 function configure(): { config: Config; logger: Logger } {
   const env = environmentWithDotenv(process.env, resolve('.env'));
@@ -146,6 +147,13 @@ program.addCommand(minionCommand);
 
 program.addCommand(
   minionsCommand(() => {
+    const { config, logger } = configure();
+    return openMigratedDatabase(config, logger);
+  }, io),
+);
+
+program.addCommand(
+  tokensCommand(() => {
     const { config, logger } = configure();
     return openMigratedDatabase(config, logger);
   }, io),

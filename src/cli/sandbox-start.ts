@@ -22,6 +22,8 @@ export async function startSandboxTower({
 }): Promise<RunningTower> {
   const demo = await createDemo();
   demo.app.webhookSecret = WEBHOOK_SECRET;
+  // Signing in works too: the simulator's /login asks only for a login.
+  demo.app.callbackUrl = `${config.publicUrl}/login/callback`;
   logger.info(
     { githubApiUrl: demo.apiUrl, repository: demo.repository.fullName },
     'No GitHub App configured: Tower runs against the built-in GitHub simulator, with a demo repository (docs/sandbox.md; TOWER_SANDBOX=false to leave it out)',
@@ -36,6 +38,11 @@ export async function startSandboxTower({
           appId: demo.app.id,
           privateKey: demo.privateKey,
           webhookSecret: WEBHOOK_SECRET,
+        },
+        signIn: {
+          clientId: demo.app.clientId,
+          clientSecret: demo.app.clientSecret,
+          githubUrl: demo.sim.urls.web,
         },
       },
       logger,

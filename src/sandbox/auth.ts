@@ -1,7 +1,8 @@
 /**
  * GitHub App authentication as GitHub checks it: an app JWT (RS256, signed
  * with the app's private key, at most ten minutes long) to act as the app,
- * and installation tokens (`ghs_…`, one hour) to act for an installation.
+ * installation tokens (`ghs_…`, one hour) to act for an installation, and
+ * user tokens (`ghu_…`, eight hours, oauth.ts) to act for a person.
  */
 import { createPublicKey, randomBytes, verify } from 'node:crypto';
 import { z } from 'zod';
@@ -9,6 +10,7 @@ import { z } from 'zod';
 export type Credential =
   | { kind: 'app'; appId: number }
   | { kind: 'installation'; installationId: number; token: string }
+  | { kind: 'user'; login: string; appId: number; token: string }
   | { kind: 'none' };
 
 export type AuthFailure = { status: 401; message: string };
@@ -62,13 +64,25 @@ export function authenticate(
   {
     publicKeyFor,
     tokens,
-  }: { publicKeyFor: (appId: number) => string | undefined; tokens: TokenStore },
+    userTokens,
+  }: {
+    publicKeyFor: (appId: number) => string | undefined;
+    tokens: TokenStore;
+    userTokens?: {
+      userToken(token: string): { login: string; appId: number; expiresAt: Date } | undefined;
+    };
+  },
 ): Credential | AuthFailure {
   if (!header) return { kind: 'none' };
   const match = /^(bearer|token)\s+(\S+)$/i.exec(header.trim());
   if (!match) return { status: 401, message: 'Bad credentials' };
   const value = match[2]!;
   if (value.split('.').length === 3) return verifyAppJwt(value, now, publicKeyFor);
+  const user = userTokens?.userToken(value);
+  if (user) {
+    if (user.expiresAt <= now) return { status: 401, message: 'Bad credentials' };
+    return { kind: 'user', login: user.login, appId: user.appId, token: value };
+  }
   const token = tokens.get(value);
   if (!token || token.expiresAt <= now) return { status: 401, message: 'Bad credentials' };
   return { kind: 'installation', installationId: token.installationId, token: value };

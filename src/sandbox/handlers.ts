@@ -223,6 +223,18 @@ const repos: Record<string, Handler> = {
     return { status: 201, body: shapes.commit(repo, info, files, sim.urls) };
   },
 
+  'repos/get-branch': async (request, sim) => {
+    const repo = repositoryOf(request);
+    const name = String(request.params.branch);
+    const sha = (await sim.git.refs(repo.fullName, `refs/heads/${name}`)).find(
+      (r) => r.ref === `refs/heads/${name}`,
+    )?.sha;
+    if (!sha) throw new ApiError(404, 'Branch not found');
+    const info = (await sim.git.commitInfo(repo.fullName, sha))!;
+    const isProtected = sim.state.protectedBranches.has(`${repo.id}:${name}`);
+    return { status: 200, body: shapes.branch(repo, name, info, isProtected, sim.urls) };
+  },
+
   'repos/get-collaborator-permission-level': async (request, sim) => {
     const repo = repositoryOf(request);
     const account = sim.state.account(String(request.params.username));
@@ -1116,6 +1128,13 @@ const checks: Record<string, Handler> = {
   },
 };
 
+const users: Record<string, Handler> = {
+  'users/get-authenticated': async (request, sim) => {
+    if (!request.user) throw new ApiError(403, 'Resource not accessible by integration');
+    return { status: 200, body: shapes.publicUser(request.user, sim.urls) };
+  },
+};
+
 const teams: Record<string, Handler> = {
   'teams/get-membership-for-user-in-org': async (request, sim) => {
     const org = String(request.params.org);
@@ -1137,6 +1156,7 @@ const teams: Record<string, Handler> = {
 
 export const handlers: Record<string, Handler> = {
   ...apps,
+  ...users,
   ...teams,
   ...repos,
   ...git,

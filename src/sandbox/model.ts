@@ -26,6 +26,11 @@ export type SimApp = {
   /** Where webhooks go, signed with the secret. */
   webhookUrl: string | undefined;
   webhookSecret: string;
+  /** The app's OAuth client, for its user authorization (sign-in with GitHub, src/sandbox/oauth.ts). */
+  clientId: string;
+  clientSecret: string;
+  /** Where GitHub sends people back after they authorize the app; unset, nobody can sign in. */
+  callbackUrl: string | undefined;
   permissions: Record<string, 'read' | 'write'>;
   events: string[];
   createdAt: Date;

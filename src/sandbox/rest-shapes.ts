@@ -99,6 +99,27 @@ export function simpleUser(account: SimAccount, urls: SimUrls) {
   };
 }
 
+/** GET /user as a person's own token sees it: the public profile (the simulator keeps no more). */
+export function publicUser(account: SimAccount, urls: SimUrls) {
+  return {
+    ...simpleUser(account, urls),
+    name: account.name,
+    company: null,
+    blog: '',
+    location: null,
+    email: null,
+    hireable: null,
+    bio: null,
+    public_repos: 0,
+    public_gists: 0,
+    followers: 0,
+    following: 0,
+    // The simulator does not record when accounts were made.
+    created_at: '2008-01-01T00:00:00Z',
+    updated_at: '2008-01-01T00:00:00Z',
+  };
+}
+
 export function integration(app: SimApp, urls: SimUrls) {
   const htmlUrl = `${urls.web}/apps/${app.slug}`;
   return {
@@ -287,6 +308,28 @@ export function fullRepository(
     delete_branch_on_merge: false,
     ...(repo.owner.type === 'Organization' ? { organization: simpleUser(repo.owner, urls) } : {}),
     ...(upstream ? { parent: upstream, source: upstream } : {}),
+  };
+}
+
+/** A branch as `GET /repos/{owner}/{repo}/branches/{branch}` answers (branch-with-protection). */
+export function branch(
+  repo: SimRepository,
+  name: string,
+  head: CommitInfo,
+  isProtected: boolean,
+  urls: SimUrls,
+) {
+  const self = `${repoApi(repo, urls)}/branches/${encodePath(name)}`;
+  return {
+    name,
+    commit: commit(repo, head, undefined, urls),
+    _links: { self, html: `${repoWeb(repo, urls)}/tree/${encodePath(name)}` },
+    protected: isProtected,
+    protection: {
+      enabled: isProtected,
+      required_status_checks: { enforcement_level: 'off', contexts: [], checks: [] },
+    },
+    protection_url: `${self}/protection`,
   };
 }
 

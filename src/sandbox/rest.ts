@@ -1,5 +1,5 @@
 /** What a REST handler of the simulator receives and returns. */
-import type { SimApp, SimInstallation, SimRepository } from './model.js';
+import type { SimAccount, SimApp, SimInstallation, SimRepository } from './model.js';
 import type { GitHubSimulator } from './simulator.js';
 
 export type ApiRequest = {
@@ -10,6 +10,8 @@ export type ApiRequest = {
   app: SimApp;
   /** Absent for requests authenticated as the app (JWT). */
   installation: SimInstallation | undefined;
+  /** The person a user token (`ghu_…`) acts for; absent otherwise. */
+  user?: SimAccount | undefined;
   /** Present when the path names a repository the credential may reach. */
   repository: SimRepository | undefined;
 };

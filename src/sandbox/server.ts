@@ -7,6 +7,7 @@ import { Hono } from 'hono';
 import { errorMessage } from '../lib/errors.js';
 import { authenticate } from './auth.js';
 import { handlers } from './handlers.js';
+import { oauthRoutes } from './oauth.js';
 import { ApiError, type ApiResponse } from './rest.js';
 import type { GitHubSimulator } from './simulator.js';
 
@@ -24,8 +25,12 @@ const appOperations = new Set([
   'apps/get-repo-installation',
 ]);
 
+/** What a person's user token (sign-in with GitHub) may call here; GitHub allows more. */
+const userOperations = new Set(['users/get-authenticated', 'repos/get']);
+
 export function createSandboxApp(sim: GitHubSimulator): Hono {
   const app = new Hono();
+  app.route('/', oauthRoutes(sim));
 
   app.all(`${API_PREFIX}/*`, async (c) => {
     const url = new URL(c.req.url);
@@ -75,6 +80,7 @@ export function createSandboxApp(sim: GitHubSimulator): Hono {
     const credential = authenticate(c.req.header('authorization'), now, {
       publicKeyFor: (id) => sim.state.apps.get(id)?.publicKeyPem,
       tokens: sim.tokens,
+      userTokens: sim.oauth,
     });
     if ('status' in credential) return error(401, credential.message);
     if (credential.kind === 'none') return error(401, 'Requires authentication');
@@ -92,12 +98,26 @@ export function createSandboxApp(sim: GitHubSimulator): Hono {
         ? sim.state.installations.get(credential.installationId)
         : undefined;
     if (credential.kind === 'installation' && !installation) return error(401, 'Bad credentials');
-    const appId = credential.kind === 'app' ? credential.appId : installation!.appId;
-    const ghApp = sim.state.apps.get(appId)!;
+    const user = credential.kind === 'user' ? sim.state.account(credential.login) : undefined;
+    if (credential.kind === 'user' && !user) return error(401, 'Bad credentials');
+    if (credential.kind === 'user' && !userOperations.has(operation.operationId)) {
+      sim.violations.record({
+        kind: 'not-simulated',
+        where,
+        message: `${operation.operationId} with a user token is GitHub's, but the simulator does not serve it`,
+      });
+      return error(403, 'Resource not accessible by integration');
+    }
+    const appId =
+      credential.kind === 'app' || credential.kind === 'user'
+        ? credential.appId
+        : installation!.appId;
+    const ghApp = sim.state.apps.get(appId);
+    if (!ghApp) return error(401, 'Bad credentials');
 
     const contentCreating = method !== 'GET' && !notContentCreating.has(operation.operationId);
     const limited = sim.limiter.take(
-      installation ? String(installation.id) : `app-${appId}`,
+      installation ? String(installation.id) : user ? `user-${user.login}` : `app-${appId}`,
       now,
       contentCreating,
     );
@@ -143,6 +163,15 @@ export function createSandboxApp(sim: GitHubSimulator): Hono {
       if (!repository || (installation && !installation.repositoryIds.includes(repository.id))) {
         return error(404, 'Not Found', limited.headers);
       }
+      // A user token reaches a private repository the person may read and the app is installed on.
+      if (
+        user &&
+        repository.private &&
+        (sim.state.permission(repository, user.login) === 'none' ||
+          !sim.state.installationFor(repository.id, appId))
+      ) {
+        return error(404, 'Not Found', limited.headers);
+      }
     }
 
     let response: ApiResponse;
@@ -154,6 +183,7 @@ export function createSandboxApp(sim: GitHubSimulator): Hono {
           body: checked.body,
           app: ghApp,
           installation,
+          user,
           repository,
         },
         sim,

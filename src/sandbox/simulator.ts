@@ -4,7 +4,13 @@
  * acts as people do on github.com (push, open a pull request, comment,
  * click Re-run).
  */
-import { createHmac, generateKeyPairSync, createPublicKey, randomUUID } from 'node:crypto';
+import {
+  createHmac,
+  generateKeyPairSync,
+  createPublicKey,
+  randomBytes,
+  randomUUID,
+} from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
@@ -26,6 +32,7 @@ import type {
   SimReview,
   SimUrls,
 } from './model.js';
+import { OAuthStore } from './oauth.js';
 import { loadOpenApi, type OpenApi } from './openapi.js';
 import { createSandboxApp } from './server.js';
 import { SimState } from './state.js';
@@ -98,6 +105,8 @@ export class GitHubSimulator {
   readonly state = new SimState();
   readonly violations = new ViolationLog();
   readonly tokens = new TokenStore();
+  /** Sign-in with GitHub: browser sessions, codes and user tokens (oauth.ts). */
+  readonly oauth = new OAuthStore();
   readonly deliveries: WebhookDelivery[] = [];
   /** Every API request that got past authentication, in order: what an app asked of GitHub. */
   readonly requests: SimRequest[] = [];
@@ -182,6 +191,8 @@ export class GitHubSimulator {
     owner?: string;
     webhookUrl?: string;
     webhookSecret?: string;
+    /** Where people go back to after authorizing the app (its OAuth callback URL). */
+    callbackUrl?: string;
     privateKey?: string;
     /** The events it subscribes to; Tower's app.yml's by default. */
     events?: readonly string[];
@@ -203,6 +214,9 @@ export class GitHubSimulator {
       publicKeyPem: createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString(),
       webhookUrl: input.webhookUrl,
       webhookSecret: input.webhookSecret ?? 'sandbox-webhook-secret',
+      clientId: `Iv23li${randomBytes(7).toString('hex')}`,
+      clientSecret: randomBytes(20).toString('hex'),
+      callbackUrl: input.callbackUrl,
       permissions: {
         checks: 'write',
         contents: 'write',
@@ -694,12 +708,22 @@ export class GitHubSimulator {
 
   /**
    * A branch protection rule that apps may not bypass: GitHub refuses to
-   * move the branch through the API (422), whoever asks.
+   * move the branch through the API (422), whoever asks, and the branch
+   * reads as `protected` (GET /repos/{owner}/{repo}/branches/{branch}).
    */
   protectBranch(repository: SimRepository, branch: string, on = true): void {
     const key = `${repository.id}:${branch}`;
     if (on) this.state.protectedBranches.add(key);
     else this.state.protectedBranches.delete(key);
+  }
+
+  /**
+   * A browser signed in to GitHub as `login`: the `user_session` cookie's
+   * value, which the app authorization page (oauth.ts) honours.
+   */
+  browserSession(login: string): string {
+    this.state.ensureAccount(login, 'User');
+    return this.oauth.browserSession(login);
   }
 
   setPermission(repository: SimRepository, login: string, permission: SimPermission): void {

@@ -1,3 +1,4 @@
+import type { Access, Viewer } from '../access/access.js';
 import type { LandingRunner } from '../autoland/runner.js';
 import type { WebhookIntake } from '../github/webhook-intake.js';
 import type { Logger } from '../lib/logger.js';
@@ -19,9 +20,14 @@ export type WebDeps = {
   /** The landing queues (src/autoland/); absent when no GitHub App is configured. */
   landing: Pick<LandingRunner, 'view'> | undefined;
   logger: Logger;
+  /** Who may see what (src/access/): every read route and page goes through it. */
+  access: Access;
+  /** Tower's public URL: the origin state-changing page requests must come from. */
+  publicUrl: string;
 };
 
-export type AppEnv = { Variables: { tower: WebDeps } };
+/** `viewer` is set by the first guard that needs it (src/web/guards.ts). */
+export type AppEnv = { Variables: { tower: WebDeps; viewer: Viewer | undefined } };
 
 /** Routes a minion calls with its credential: the authenticated minion is on `c.var.minion`. */
 export type MinionEnv = { Variables: { tower: WebDeps; minion: Minion } };

@@ -1,13 +1,16 @@
 /**
  * Tower's pages for people: a graph, and a job with its runs and its log's
  * end. They are what check runs link to (`details_url`). Every value goes
- * through Hono's `html`, which escapes it (STYLE.md 11): labels, logs and
- * reasons come from repositories and minions, never trusted as markup.
+ * through Hono's `html`, which escapes it: labels, logs and reasons come
+ * from repositories and minions, never trusted as markup. A private
+ * repository's pages need read access (src/web/guards.ts).
  */
+import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { html, raw } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { AppEnv } from './env.js';
+import { CSRF_FIELD, readsGraph, readsJob, viewerOf } from './guards.js';
 import { idParam } from './requests.js';
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
@@ -19,9 +22,29 @@ const STYLE = raw(`
   code, pre { font: 13px ui-monospace, monospace; } pre { background: #f6f8fa; padding: 1rem; overflow: auto; white-space: pre-wrap; }
   .success { color: #1a7f37; } .failure, .exception, .timed-out { color: #cf222e; } .cancelled, .skipped { color: #656d76; }
   nav a { margin-right: 1rem; }
+  .account { float: right; } .account form { display: inline; }
 `);
 
-function layout(title: string, body: Html) {
+/** Who is signed in, with a way out; or a way in, when signing in is configured. */
+async function account(c: Context<AppEnv>): Promise<Html> {
+  const viewer = await viewerOf(c);
+  if (viewer.kind === 'person') {
+    return html`<div class="account">
+      ${viewer.session.login} ·
+      <form method="post" action="/logout">
+        <input type="hidden" name="${CSRF_FIELD}" value="${viewer.session.csrf}" />
+        <button type="submit">Sign out</button>
+      </form>
+    </div>`;
+  }
+  if (!c.var.tower.access.signInEnabled) return html``;
+  const next = new URL(c.req.url).pathname;
+  return html`<div class="account">
+    <a href="/login?next=${encodeURIComponent(next)}">Sign in with GitHub</a>
+  </div>`;
+}
+
+function layout(title: string, body: Html, accountBar: Html) {
   return html`<!doctype html>
     <html lang="en">
       <head>
@@ -33,7 +56,7 @@ function layout(title: string, body: Html) {
         </style>
       </head>
       <body>
-        ${body}
+        ${accountBar} ${body}
       </body>
     </html>`;
 }
@@ -43,6 +66,8 @@ const outcome = (state: string, result: string | null) =>
   html`<span class="${result ?? ''}">${result ?? state}</span>`;
 
 export const pageRoutes = new Hono<AppEnv>()
+  .use('/graphs/:id', readsGraph)
+  .use('/jobs/:id', readsJob)
   .get('/graphs/:id', async (c) => {
     const id = idParam(c, 'id');
     const page = await c.var.tower.reads.graph(id);
@@ -86,6 +111,7 @@ export const pageRoutes = new Hono<AppEnv>()
                 </p>`
               : ''
           }`,
+        await account(c),
       ),
     );
   })
@@ -143,6 +169,7 @@ export const pageRoutes = new Hono<AppEnv>()
                   <pre>${logTail}</pre>`
               : ''
           }`,
+        await account(c),
       ),
     );
   });

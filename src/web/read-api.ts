@@ -1,17 +1,26 @@
 /**
  * The read API v1 (docs/api.md): graphs, runs, manifests, artifacts, logs
  * (followed as server-sent events), minions, the pending jobs and each
- * repository's landing queues. No
- * authentication yet; a later issue adds it.
+ * repository's landing queues. Every route is guarded where it is mounted
+ * (src/web/guards.ts): a private repository's data needs read access, the
+ * minion inventory and the pending jobs an operator token.
  */
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { NotConfiguredError } from '../lib/errors.js';
 import { NotFoundError } from '../minions/errors.js';
+import { clientOf } from './clients.js';
 import type { AppEnv } from './env.js';
+import { operatorsOnly, readsGraph, readsRepository, readsRun } from './guards.js';
 import { GraphPageQuery, MinionPageQuery, idParam, parseQuery } from './requests.js';
 
 export const readApiRoutes = new Hono<AppEnv>()
+  // `/runs/:id/*` also matches `/runs/:id`.
+  .use('/api/v1/repos/:owner/:repo/*', readsRepository)
+  .use('/api/v1/graphs/:id', readsGraph)
+  .use('/api/v1/runs/:id/*', readsRun)
+  .use('/api/v1/minions', operatorsOnly)
+  .use('/api/v1/queue', operatorsOnly)
   .get('/api/v1/repos/:owner/:repo/queue', async (c) => {
     const { landing } = c.var.tower;
     if (!landing) {
@@ -46,22 +55,33 @@ export const readApiRoutes = new Hono<AppEnv>()
     const runId = idParam(c, 'id');
     const follow = c.req.query('follow');
     if (follow === undefined || follow === '0' || follow === 'false') {
-      return c.text(await reads.log(runId));
+      // Streamed from the database a page at a time, as the reader takes it.
+      return c.body(await reads.log(runId), 200, { 'content-type': 'text/plain; charset=UTF-8' });
     }
-    // Unknown runs are a 404 before the stream starts.
+    // Unknown runs are a 404, and a client following too many logs a 429, before the stream starts.
     await reads.run(runId);
+    const release = reads.admitFollower(clientOf(c));
     return streamSSE(c, async (stream) => {
-      const aborted = new AbortController();
-      stream.onAbort(() => aborted.abort());
-      for await (const chunk of reads.followLog(runId, aborted.signal)) {
-        await stream.writeSSE({ event: 'log', id: String(chunk.seq), data: JSON.stringify(chunk) });
+      try {
+        const aborted = new AbortController();
+        stream.onAbort(() => aborted.abort());
+        for await (const chunk of reads.followLog(runId, aborted.signal)) {
+          await stream.writeSSE({
+            event: 'log',
+            id: String(chunk.seq),
+            data: JSON.stringify(chunk),
+          });
+        }
+        // The reader left, or Tower is shutting down: no end to tell.
+        const run = await reads.run(runId);
+        if (aborted.signal.aborted || run.state !== 'done') return;
+        await stream.writeSSE({
+          event: 'end',
+          data: JSON.stringify({ state: run.state, result: run.result, reason: run.reason }),
+        });
+      } finally {
+        release();
       }
-      if (aborted.signal.aborted) return;
-      const run = await reads.run(runId);
-      await stream.writeSSE({
-        event: 'end',
-        data: JSON.stringify({ state: run.state, result: run.result, reason: run.reason }),
-      });
     });
   })
   .get('/api/v1/minions', async (c) =>
