@@ -20,6 +20,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
+import { createApiTokens } from '../src/access/api-tokens.js';
+import { createAccessQueries } from '../src/db/access.js';
 import type { TowerDb } from '../src/db/connection.js';
 import { openDatabase, type Database } from '../src/db/connection.js';
 import { GRAPH_SPEC_VERSION, type GraphSpec, type JobSpec } from '../src/lib/graph-spec.js';
@@ -130,7 +132,7 @@ function domain(
     notifier,
     artifacts: createFileArtifactStore(artifactsDir),
     runSignals: createRunSignals(),
-    registrationToken: TOKEN,
+    registrationTokens: { trusted: TOKEN },
     publicUrl: 'http://localhost',
   });
   return { scheduler, protocol, notifier };
@@ -501,6 +503,11 @@ async function memorySuite(server: PostgresServer, artifactsDir: string): Promis
   const database = await freshDatabase(server, 'bench_serve');
   const { scheduler, notifier } = domain(database.db, artifactsDir, { postgresNotifier: false });
   const graphIds = await seedPending(database.db, scheduler, PENDING);
+  // The minion inventory and the queue are for operators.
+  const { token: operator } = await createApiTokens({
+    queries: createAccessQueries(database.db),
+    clock: systemClock,
+  }).create({ name: 'bench', scope: { operator: true } });
   await notifier.close();
   await database.close();
 
@@ -574,7 +581,9 @@ async function memorySuite(server: PostgresServer, artifactsDir: string): Promis
       const paths = ['/api/v1/queue', '/api/v1/minions', `/api/v1/graphs/${graphIds[r]}`];
       while (Date.now() < until) {
         for (const path of paths) {
-          const response = await fetch(`${url}${path}`);
+          const response = await fetch(`${url}${path}`, {
+            headers: { authorization: `Bearer ${operator}` },
+          });
           await response.arrayBuffer();
           reads++;
         }

@@ -3,15 +3,22 @@
  * Nothing imports this file but the command line and the tests.
  */
 import type { AddressInfo } from 'node:net';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { Probot } from 'probot';
+import { createAccess, type Access } from './access/access.js';
+import { createApiTokens } from './access/api-tokens.js';
+import { createGitHubUserClient } from './access/github-user.js';
+import { createSealer, sessionSecret } from './access/sessions.js';
 import type { Config } from './config/config.js';
+import { createAccessQueries } from './db/access.js';
 import { openDatabase, type Database } from './db/connection.js';
 import { createCheckReportQueries } from './db/check-reports.js';
 import { createDeliveryQueries } from './db/deliveries.js';
 import { createEventQueries } from './db/events.js';
+import { createPullRequestHeadQueries } from './db/pull-request-heads.js';
 import { createGitHubBudget, type ContentLimits, type GitHubBudget } from './db/github-budget.js';
 import { createCommentQueries } from './db/outgoing-comments.js';
 import { createInstallationQueries } from './db/installations.js';
@@ -35,9 +42,12 @@ import {
   createFileArtifactStore,
   type ArtifactStore,
 } from './minions/artifact-store.js';
+import { MinionUnauthorizedError } from './minions/errors.js';
+import { errorMessage } from './lib/errors.js';
 import { createMaintenance, type Maintenance } from './minions/maintenance.js';
 import { createInProcessNotifier, createPostgresNotifier } from './minions/notifier.js';
 import { createMinionAgent, hostTags, type MinionAgent } from './minions/agent.js';
+import { checkIsolation, IsolationError, type Isolation } from './minions/isolation.js';
 import { createMinionProtocol, type RepositoryAccess } from './minions/protocol.js';
 import { createReads } from './minions/reads.js';
 import { createGraphReports } from './minions/reports.js';
@@ -49,6 +59,9 @@ import { createWebApp } from './web/app.js';
 import type { AppEnv } from './web/env.js';
 import type { DesiredCheckRun } from './checks/render.js';
 
+/** How long shutdown waits for requests in flight before it closes their connections. */
+const SHUTDOWN_GRACE_MS = 5000;
+
 /** Requests of the primary rate limit kept for reading (.tower/, permissions) when it runs low. */
 const PRIMARY_RESERVE = 200;
 
@@ -59,6 +72,8 @@ export type TowerDeps = {
   config: Config;
   logger: Logger;
   clock?: Clock;
+  /** Where lease times come from; by default the database's clock. Tests that move time by hand pass theirs. */
+  leaseClock?: Clock;
   /** Where artifact bytes go; by default files under `<dataDir>/artifacts/`. */
   artifacts?: ArtifactStore;
   /** How often the maintenance loop runs (lapsed leases, timeouts), and the server-side passes. */
@@ -71,6 +86,8 @@ export type TowerDeps = {
   github?: GitHubPort;
   /** The content-creation budget per installation; by default GitHub's limits less a margin. */
   contentLimits?: ContentLimits;
+  /** Per-client limits; by default 64 open claims per minion and 16 log followers per client. */
+  limits?: { maxClaimsPerMinion?: number; maxFollowersPerClient?: number };
 };
 
 export type RunningTower = {
@@ -81,6 +98,38 @@ export type RunningTower = {
   /** Stop accepting, finish in-flight work, close the database. */
   close(): Promise<void>;
 };
+
+/** Who may see what: sessions (when sign-in is configured), API tokens, minion credentials. */
+async function createAccessFor(
+  config: Config,
+  database: Database,
+  clock: Clock,
+  authenticateMinion: (credential: string) => Promise<{ id: number }>,
+): Promise<Access> {
+  const queries = createAccessQueries(database.db);
+  const { signIn } = config;
+  return createAccess({
+    queries,
+    tokens: createApiTokens({ queries, clock }),
+    authenticateMinion: async (credential) => {
+      try {
+        return (await authenticateMinion(credential)).id;
+      } catch (error) {
+        if (error instanceof MinionUnauthorizedError) return undefined;
+        throw error;
+      }
+    },
+    signIn: signIn && {
+      github: createGitHubUserClient({
+        ...signIn,
+        apiUrl: config.githubApiUrl,
+        callbackUrl: `${config.publicUrl}/login/callback`,
+      }),
+      sealer: createSealer(await sessionSecret(config.sessionSecret, config.dataDir), clock),
+    },
+    clock,
+  });
+}
 
 /** Opens and migrates the database. */
 export async function openMigratedDatabase(config: Config, logger: Logger): Promise<Database> {
@@ -113,6 +162,12 @@ export type Tower = {
   serverJobs: ServerJobRunner;
   /** Registers the minion `tower serve` runs itself, without the registration token. */
   registerEmbeddedMinion(tags: string[]): Promise<{ minionId: number; credential: string }>;
+  /**
+   * The first step of shutting down: stops the maintenance loop (no lease
+   * lapses while the server goes away under its minions), then ends log
+   * followers and waiting claims at once; new claims get 503.
+   */
+  beginShutdown(): Promise<void>;
   /** Stops the maintenance loop, the server-side passes and the notifier; the database stays open. */
   close(): Promise<void>;
 };
@@ -122,6 +177,7 @@ export async function createTower({
   config,
   logger,
   clock = systemClock,
+  leaseClock,
   database,
   artifacts = createFileArtifactStore(artifactsDirectory(config.dataDir)),
   maintenanceIntervalMs,
@@ -129,6 +185,7 @@ export async function createTower({
   repositories = defaultRepositoryAccess(config, database),
   github: givenGitHub,
   contentLimits,
+  limits = {},
 }: TowerDeps & { database: Database }): Promise<Tower> {
   const metrics = createMetrics();
   const eventQueries = createEventQueries(database.db);
@@ -141,6 +198,8 @@ export async function createTower({
     notify ??
     createNotifyAdapter({
       logger,
+      allowHosts: config.notifyAllowHosts,
+      secret: config.notifySecret,
       comment: async (n) => {
         const target = await eventQueries.commentTarget(n.event.id);
         if (!github || !target) {
@@ -173,6 +232,7 @@ export async function createTower({
   const scheduler = createScheduler({
     db: database.db,
     clock,
+    leaseClock,
     onClaimable: (tagSetKeys) => notifier.notify(tagSetKeys),
     logger,
     notify: notifyPort,
@@ -188,6 +248,8 @@ export async function createTower({
     ...(maintenanceIntervalMs === undefined ? {} : { intervalMs: maintenanceIntervalMs }),
   });
   const runSignals = createRunSignals();
+  // Aborted as shutdown begins: log followers and waiting claims end at once.
+  const shutdown = new AbortController();
   const minions = createMinionProtocol({
     db: database.db,
     scheduler,
@@ -195,9 +257,14 @@ export async function createTower({
     notifier,
     artifacts,
     runSignals,
-    registrationToken: config.minionToken,
+    registrationTokens: config.minionTokens ?? {},
     publicUrl: config.publicUrl,
     ...(config.leaseSeconds === undefined ? {} : { leaseSeconds: config.leaseSeconds }),
+    ...(config.logMaxBytes === undefined ? {} : { logMaxBytes: config.logMaxBytes }),
+    shutdown: shutdown.signal,
+    ...(limits.maxClaimsPerMinion === undefined
+      ? {}
+      : { maxClaimsPerMinion: limits.maxClaimsPerMinion }),
     repositories,
     logger,
   });
@@ -207,6 +274,10 @@ export async function createTower({
     artifacts,
     runSignals,
     publicUrl: config.publicUrl,
+    shutdown: shutdown.signal,
+    ...(limits.maxFollowersPerClient === undefined
+      ? {}
+      : { maxFollowersPerClient: limits.maxFollowersPerClient }),
   });
   if (github) {
     const graphReports = createGraphReports({
@@ -259,6 +330,7 @@ export async function createTower({
     scheduler,
     logger,
     ...(maintenanceIntervalMs === undefined ? {} : { intervalMs: maintenanceIntervalMs }),
+    ...(config.leaseSeconds === undefined ? {} : { leaseSeconds: config.leaseSeconds }),
   });
   let processor: DeliveryProcessor | undefined;
   let webhooks: WebhookIntake | undefined;
@@ -277,6 +349,7 @@ export async function createTower({
       registerEventHandlers(app, {
         github: port,
         events: eventQueries,
+        heads: createPullRequestHeadQueries(database.db),
         reports: checkReports,
         comments: commentQueries,
         checkRuns: checkReports,
@@ -312,7 +385,7 @@ export async function createTower({
         'Tower serves its API, but refuses webhooks until one is set',
     );
   }
-  if (config.minionToken === undefined) {
+  if (Object.keys(config.minionTokens ?? {}).length === 0) {
     logger.warn('No TOWER_MINION_TOKEN: minion registration is refused until one is set');
   }
   const app = createWebApp({
@@ -324,6 +397,10 @@ export async function createTower({
     reads,
     landing,
     logger,
+    access: await createAccessFor(config, database, clock, (credential) =>
+      minions.authenticate(credential),
+    ),
+    publicUrl: config.publicUrl,
   });
   return {
     app,
@@ -336,8 +413,13 @@ export async function createTower({
     serverJobs,
     registerEmbeddedMinion: (tags) =>
       minions.registerEmbedded({ name: 'embedded', tags, trust: 'trusted' }),
+    async beginShutdown() {
+      await maintenance.stop();
+      shutdown.abort();
+    },
     async close() {
       await maintenance.stop();
+      shutdown.abort();
       await serverJobs.stop();
       await checkPublisher?.stop();
       await commentSender?.stop();
@@ -376,25 +458,11 @@ export async function startTower({
   logger.info({ url, publicUrl: config.publicUrl, version }, 'Tower is listening');
   let minion: MinionAgent | undefined;
   if (config.embeddedMinion) {
-    const tags = config.embeddedMinion.tags ?? hostTags();
-    minion = createMinionAgent({
-      server: url,
-      workdir: join(config.dataDir, 'minion'),
-      name: 'embedded',
-      register: () => tower.registerEmbeddedMinion(tags),
-      concurrency: config.embeddedMinion.concurrency,
-      logger: logger.child({ component: 'minion' }),
-    });
     try {
-      await minion.start();
-      logger.info(
-        { tags },
-        'embedded minion started (TOWER_EMBEDDED_MINION=false to leave it out)',
-      );
+      minion = await startEmbeddedMinion(config, config.embeddedMinion, url, tower, logger);
     } catch (error) {
       // The server is useful without it; other minions can still register.
       logger.error({ err: error }, 'embedded minion could not start; serving without it');
-      minion = undefined;
     }
   }
 
@@ -406,12 +474,17 @@ export async function startTower({
     close() {
       closing ??= (async () => {
         logger.info('shutting down');
+        await tower.beginShutdown();
         // The embedded minion hands back what it runs: another minion (or the next start) retries it.
         await minion?.stop(0);
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           // Idle keep-alive connections would hold close() open.
           if ('closeIdleConnections' in server) server.closeIdleConnections();
+          // A reader that stopped reading (an artifact download, say) is not waited for long.
+          setTimeout(() => {
+            if ('closeAllConnections' in server) server.closeAllConnections();
+          }, SHUTDOWN_GRACE_MS).unref();
         });
         await processor?.stop();
         await tower.close();
@@ -421,6 +494,70 @@ export async function startTower({
       return closing;
     },
   };
+}
+
+/**
+ * The minion `tower serve` runs itself. Its jobs run as users of their own
+ * (src/minions/isolation.ts); only the demo, on a machine where that cannot
+ * be (not root, say), falls back to running them as the server's user.
+ */
+async function startEmbeddedMinion(
+  config: Config,
+  embedded: NonNullable<Config['embeddedMinion']>,
+  url: string,
+  tower: Tower,
+  logger: Logger,
+): Promise<MinionAgent> {
+  const tags = embedded.tags ?? hostTags();
+  const workdir = join(config.dataDir, 'minion');
+  let isolation: Isolation = embedded.isolation === 'none' ? { kind: 'none' } : { kind: 'user' };
+  if (embedded.isolation === undefined) {
+    await mkdir(workdir, { recursive: true });
+    try {
+      await checkIsolation(isolation, embedded.concurrency, workdir);
+    } catch (error) {
+      logger.warn(
+        { problem: errorMessage(error) },
+        "demo: the embedded minion runs jobs as the server's own user, without isolation",
+      );
+      isolation = { kind: 'none' };
+    }
+  }
+  if (isolation.kind === 'user') {
+    // A job must not find the server's secrets on disk either.
+    await refuseReadableSecrets(join(process.cwd(), '.env'));
+    const artifacts = artifactsDirectory(config.dataDir);
+    await mkdir(artifacts, { recursive: true, mode: 0o700 });
+    await chmod(artifacts, 0o700);
+  }
+  const minion = createMinionAgent({
+    server: url,
+    workdir,
+    name: 'embedded',
+    register: () => tower.registerEmbeddedMinion(tags),
+    concurrency: embedded.concurrency,
+    logger: logger.child({ component: 'minion' }),
+    isolation,
+  });
+  await minion.start();
+  logger.info(
+    { tags, isolation: isolation.kind },
+    'embedded minion started (TOWER_EMBEDDED_MINION=false to leave it out)',
+  );
+  return minion;
+}
+
+/** Jobs of the embedded minion run as other users: a file of secrets must not be theirs to read. */
+async function refuseReadableSecrets(path: string): Promise<void> {
+  const mode = await stat(path).then(
+    (info) => info.mode,
+    () => undefined,
+  );
+  if (mode !== undefined && (mode & 0o004) !== 0) {
+    throw new IsolationError(
+      `${path} is readable by every user, so jobs could read the secrets in it: chmod 600 ${path}`,
+    );
+  }
 }
 
 /** Octokit on the configured API URL, when a GitHub App is configured. */

@@ -8,6 +8,7 @@ import { generateAppKey } from './support/github-app.js';
 
 const key = generateAppKey();
 const cwd = '/srv/tower';
+const secret = 'webhook-secret-0123456789';
 
 function problems(env: Env, readFile?: (path: string) => string) {
   try {
@@ -32,6 +33,8 @@ describe('loadConfig', () => {
       logLevel: 'info',
       sandbox: true,
       embeddedMinion: { tags: undefined, concurrency: 1 },
+      minionTokens: {},
+      logMaxBytes: 64 * 1024 * 1024,
     });
   });
 
@@ -40,7 +43,7 @@ describe('loadConfig', () => {
       {
         TOWER_APP_ID: '1234',
         TOWER_PRIVATE_KEY: key.replace(/\n/g, '\\n'),
-        TOWER_WEBHOOK_SECRET: 's3cret',
+        TOWER_WEBHOOK_SECRET: 'a-long-random-webhook-secret',
         TOWER_GITHUB_API_URL: 'https://ghe.example.com/api/v3/',
         DATABASE_URL: 'postgres://tower@db:5432/tower',
         TOWER_DATA_DIR: '/var/lib/tower',
@@ -51,21 +54,23 @@ describe('loadConfig', () => {
         TOWER_MINION_TOKEN: 'registration-token-0123456789',
         TOWER_EMBEDDED_MINION: 'false',
         TOWER_LEASE_SECONDS: '30',
+        TOWER_LOG_MAX_BYTES: '1048576',
         TOWER_SANDBOX: 'false',
       },
       { cwd },
     );
     expect(config).toEqual({
       githubApiUrl: 'https://ghe.example.com/api/v3',
-      githubApp: { appId: 1234, privateKey: key, webhookSecret: 's3cret' },
+      githubApp: { appId: 1234, privateKey: key, webhookSecret: 'a-long-random-webhook-secret' },
       database: { kind: 'postgres', url: 'postgres://tower@db:5432/tower' },
       dataDir: '/var/lib/tower',
       host: '0.0.0.0',
       port: 8080,
       publicUrl: 'https://tower.example.com',
       logLevel: 'debug',
-      minionToken: 'registration-token-0123456789',
+      minionTokens: { trusted: 'registration-token-0123456789' },
       leaseSeconds: 30,
+      logMaxBytes: 1048576,
       sandbox: false,
       embeddedMinion: undefined,
     });
@@ -79,9 +84,45 @@ describe('loadConfig', () => {
     expect(config.embeddedMinion).toEqual({ tags: ['linux', 'gpu'], concurrency: 4 });
   });
 
+  it('leaves the embedded minion out when a GitHub App is configured, and isolates it when asked for', () => {
+    const app = { TOWER_APP_ID: '1', TOWER_PRIVATE_KEY: key, TOWER_WEBHOOK_SECRET: secret };
+    expect(loadConfig(app, { cwd }).embeddedMinion).toBeUndefined();
+    expect(loadConfig({ ...app, TOWER_EMBEDDED_MINION: 'true' }, { cwd }).embeddedMinion).toEqual({
+      tags: undefined,
+      concurrency: 1,
+      isolation: 'user',
+    });
+    expect(() =>
+      loadConfig(
+        { ...app, TOWER_EMBEDDED_MINION: 'true', TOWER_EMBEDDED_MINION_ISOLATION: 'none' },
+        { cwd },
+      ),
+    ).toThrow(/TOWER_EMBEDDED_MINION_ISOLATION: must be user with a GitHub App configured/);
+    // The demo, without a GitHub App: on, isolated where the machine allows.
+    expect(loadConfig({}, { cwd }).embeddedMinion).toEqual({ tags: undefined, concurrency: 1 });
+  });
+
+  it('reads a registration token per trust level, each different', () => {
+    const tokens = {
+      TOWER_MINION_TOKEN: 'trusted-token-0123456789',
+      TOWER_MINION_TOKEN_UNTRUSTED: 'untrusted-token-0123456789',
+      TOWER_MINION_TOKEN_RESTRICTED: 'restricted-token-0123456789',
+    };
+    expect(loadConfig(tokens, { cwd }).minionTokens).toEqual({
+      trusted: 'trusted-token-0123456789',
+      untrusted: 'untrusted-token-0123456789',
+      restricted: 'restricted-token-0123456789',
+    });
+    expect(() =>
+      loadConfig({ ...tokens, TOWER_MINION_TOKEN_RESTRICTED: 'trusted-token-0123456789' }, { cwd }),
+    ).toThrow(
+      /TOWER_MINION_TOKEN_RESTRICTED: must differ from TOWER_MINION_TOKEN: each registration token grants one trust level/,
+    );
+  });
+
   it('reads the private key from a file, relative to the working directory', () => {
     const config = loadConfig(
-      { TOWER_APP_ID: '1', TOWER_PRIVATE_KEY_PATH: 'keys/app.pem', TOWER_WEBHOOK_SECRET: 'x' },
+      { TOWER_APP_ID: '1', TOWER_PRIVATE_KEY_PATH: 'keys/app.pem', TOWER_WEBHOOK_SECRET: secret },
       { cwd, readFile: (path) => (path === '/srv/tower/keys/app.pem' ? key : '') },
     );
     expect(config.githubApp?.privateKey).toBe(key);
@@ -102,8 +143,18 @@ describe('loadConfig', () => {
     ['TOWER_GITHUB_API_URL', 'ftp://github', 'must be an http:// or https:// URL'],
     ['TOWER_PUBLIC_URL', 'not a url', 'must be an http:// or https:// URL'],
     ['TOWER_MINION_TOKEN', 'short', 'must be at least 16 characters: a long random secret'],
+    [
+      'TOWER_WEBHOOK_SECRET',
+      'sandbox-secret',
+      'must be at least 16 characters: the long random secret set on the GitHub App',
+    ],
     ['TOWER_EMBEDDED_MINION', 'yes', 'must be true or false'],
     ['TOWER_LEASE_SECONDS', '5', 'must be a whole number of seconds from 10 to 600'],
+    [
+      'TOWER_LOG_MAX_BYTES',
+      '1000',
+      'must be a whole number of bytes from 1048576 (1 MiB) to 1073741824 (1 GiB)',
+    ],
     [
       'TOWER_EMBEDDED_MINION_TAGS',
       'Linux, GPU',
@@ -115,7 +166,7 @@ describe('loadConfig', () => {
   });
 
   it('names every missing GitHub App setting once any is set', () => {
-    expect(problems({ TOWER_WEBHOOK_SECRET: 'x' })).toEqual([
+    expect(problems({ TOWER_WEBHOOK_SECRET: secret })).toEqual([
       { variable: 'TOWER_APP_ID', problem: 'is required when a GitHub App is configured' },
       {
         variable: 'TOWER_PRIVATE_KEY',
@@ -126,14 +177,14 @@ describe('loadConfig', () => {
       { variable: 'TOWER_WEBHOOK_SECRET', problem: 'is required when a GitHub App is configured' },
     ]);
     expect(
-      problems({ TOWER_APP_ID: 'app', TOWER_PRIVATE_KEY: key, TOWER_WEBHOOK_SECRET: 'x' }),
+      problems({ TOWER_APP_ID: 'app', TOWER_PRIVATE_KEY: key, TOWER_WEBHOOK_SECRET: secret }),
     ).toEqual([
       { variable: 'TOWER_APP_ID', problem: 'must be the GitHub App id, a positive whole number' },
     ]);
   });
 
   it('refuses a private key that is not one, or a key file it cannot read', () => {
-    const base = { TOWER_APP_ID: '1', TOWER_WEBHOOK_SECRET: 'x' };
+    const base = { TOWER_APP_ID: '1', TOWER_WEBHOOK_SECRET: secret };
     expect(problems({ ...base, TOWER_PRIVATE_KEY: 'hello' })).toEqual([
       {
         variable: 'TOWER_PRIVATE_KEY',
@@ -192,5 +243,43 @@ describe('environmentWithDotenv', () => {
   it('names the file it cannot read', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tower-env-'));
     expect(() => environmentWithDotenv({}, dir)).toThrow(ConfigError);
+  });
+});
+
+describe('sign-in settings', () => {
+  it("reads the GitHub App's OAuth client, GitHub's web address and the session secret", () => {
+    const config = loadConfig(
+      {
+        TOWER_GITHUB_CLIENT_ID: 'Iv23li0123456789abcd',
+        TOWER_GITHUB_CLIENT_SECRET: '0123456789abcdef0123456789abcdef01234567',
+        TOWER_GITHUB_URL: 'https://ghe.example.com/',
+        TOWER_SESSION_SECRET: 's'.repeat(32),
+      },
+      { cwd },
+    );
+    expect(config.signIn).toEqual({
+      clientId: 'Iv23li0123456789abcd',
+      clientSecret: '0123456789abcdef0123456789abcdef01234567',
+      githubUrl: 'https://ghe.example.com',
+    });
+    expect(config.sessionSecret).toBe('s'.repeat(32));
+    expect(loadConfig({}, { cwd }).signIn).toBeUndefined();
+  });
+
+  it('names the missing half of the OAuth client, and a short session secret', () => {
+    expect(problems({ TOWER_GITHUB_CLIENT_ID: 'Iv23li0123456789abcd' })).toEqual([
+      {
+        variable: 'TOWER_GITHUB_CLIENT_SECRET',
+        problem: expect.stringContaining(
+          'set both TOWER_GITHUB_CLIENT_ID and TOWER_GITHUB_CLIENT_SECRET',
+        ),
+      },
+    ]);
+    expect(problems({ TOWER_SESSION_SECRET: 'short' })).toEqual([
+      {
+        variable: 'TOWER_SESSION_SECRET',
+        problem: 'must be at least 32 characters: a long random secret',
+      },
+    ]);
   });
 });

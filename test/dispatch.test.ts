@@ -38,11 +38,14 @@ import {
   type Scheduler,
 } from '../src/scheduler/scheduler.js';
 import { inProcessConfig } from './support/config.js';
+import { operatorToken } from './support/access.js';
 import { backends, type TestDatabase } from './support/databases.js';
 import { FIXTURE_REPOSITORY_ID, insertEvent, insertRepositoryFixture } from './support/fixtures.js';
 import { job } from './support/graph-specs.js';
 
 const TOKEN = 'registration-token-0123456789';
+const UNTRUSTED_TOKEN = 'untrusted-registration-token-0123456789';
+const RESTRICTED_TOKEN = 'restricted-registration-token-0123456789';
 const LEASE = 60_000;
 const logger = createLogger({ level: 'silent' });
 
@@ -286,9 +289,14 @@ describe.each(backends())('dispatch on $name', (backend) => {
     expect(await claim(await newMinion([tag]))).toMatchObject({ label: 'build' });
   });
 
-  it('quarantines a minion after N exceptions in a row (lapsed leases count), in the run’s transaction', async () => {
+  it('quarantines a minion after N exceptions in a row it reported (a lapsed lease neither counts nor resets), in the run’s transaction', async () => {
     const tag = freshTag();
-    const strict = createScheduler({ db: database.db, clock, quarantineAfter: 2 });
+    const strict = createScheduler({
+      db: database.db,
+      clock,
+      leaseClock: clock,
+      quarantineAfter: 2,
+    });
     await create(
       graphSpec(
         'flaky',
@@ -311,19 +319,23 @@ describe.each(backends())('dispatch on $name', (backend) => {
     await finish('failure');
     expect(await row()).toMatchObject({ state: 'active', consecutiveExceptions: 0 });
     await finish('exception');
-    // The second exception in a row is a lapsed lease.
+    // A lapsed lease (the network's or the database's doing as likely as the machine's)
+    // leaves the count alone: the minion stays active with its one exception.
     const lapsed = (await claim(minion, strict))!;
     clock.advance(LEASE / 1000 + 1);
     expect(await strict.expireLeases()).toBe(1);
-    expect(await row()).toMatchObject({
-      state: 'quarantined',
-      consecutiveExceptions: 2,
-      quarantinedAt: clock.now(),
-    });
     const status = (await strict.graphStatus({ graphId: graphsOfTest.at(-1)! }))!;
     expect(status.jobs.find((j) => j.id === lapsed.jobId)!.runs.at(-1)).toMatchObject({
       result: 'exception',
       reason: 'claim-expired',
+    });
+    expect(await row()).toMatchObject({ state: 'active', consecutiveExceptions: 1 });
+    // The second exception it reports in a row quarantines it.
+    await finish('exception');
+    expect(await row()).toMatchObject({
+      state: 'quarantined',
+      consecutiveExceptions: 2,
+      quarantinedAt: clock.now(),
     });
     await expect(claim(minion, strict)).rejects.toBeInstanceOf(InactiveMinionError);
 
@@ -519,18 +531,24 @@ describe.each(backends())('dispatch through the minion protocol on $name', (back
   const clock = manualClock(new Date('2026-04-01T00:00:00Z'));
   let tagCounter = 0;
   const graphsOfTest: number[] = [];
+  /** The minion inventory is for operators. */
+  let operator: string;
 
   beforeAll(async () => {
     database = await backend.open();
     artifactsDir = await mkdtemp(join(tmpdir(), 'tower-dispatch-'));
     tower = await createTower({
-      config: { ...inProcessConfig(undefined), minionToken: TOKEN },
+      config: {
+        ...inProcessConfig(undefined),
+        minionTokens: { trusted: TOKEN, untrusted: UNTRUSTED_TOKEN, restricted: RESTRICTED_TOKEN },
+      },
       logger,
       clock,
       database,
       artifacts: createFileArtifactStore(artifactsDir),
     });
     await insertRepositoryFixture(database.db);
+    operator = await operatorToken(database);
   });
   afterAll(async () => {
     await tower.close();
@@ -565,16 +583,50 @@ describe.each(backends())('dispatch through the minion protocol on $name', (back
     });
   }
 
-  async function register(body: Record<string, unknown>) {
-    return call('POST', '/api/v1/minion/register', TOKEN, { name: 'm', ...body });
+  async function register(body: Record<string, unknown>, token = TOKEN) {
+    return call('POST', '/api/v1/minion/register', token, { name: 'm', ...body });
   }
 
+  it('gives a minion the trust its registration token grants, and refuses more with 403', async () => {
+    const trustOf = async (response: Response) => {
+      expect(response.status).toBe(201);
+      const { minionId } = (await response.json()) as { minionId: number };
+      const [row] = await database.db.select().from(minions).where(eq(minions.id, minionId));
+      return row!.trust;
+    };
+    // Unstated, a minion gets what its token grants; less may be asked for.
+    expect(await trustOf(await register({ tags: ['linux'] }))).toBe('trusted');
+    expect(await trustOf(await register({ tags: ['linux'] }, UNTRUSTED_TOKEN))).toBe('untrusted');
+    expect(await trustOf(await register({ tags: ['linux'], trust: 'untrusted' }))).toBe(
+      'untrusted',
+    );
+    // The attack: a holder of the everyday token declares itself the signing machine.
+    const before = await database.db.select().from(minions);
+    const cases: [Record<string, unknown>, string, string][] = [
+      [
+        { tags: ['signing'], trust: 'restricted', jobs: ['sign'] },
+        TOKEN,
+        'This registration token grants trusted minions; a restricted minion needs the token of TOWER_MINION_TOKEN_RESTRICTED',
+      ],
+      [
+        { tags: ['linux'], trust: 'trusted' },
+        UNTRUSTED_TOKEN,
+        'This registration token grants untrusted minions; a trusted minion needs the token of TOWER_MINION_TOKEN',
+      ],
+    ];
+    for (const [body, token, message] of cases) {
+      const response = await register(body, token);
+      expect(response.status).toBe(403);
+      expect(await response.json()).toMatchObject({ error: 'forbidden', message });
+    }
+    expect(await database.db.select().from(minions)).toHaveLength(before.length);
+  });
+
   it('registers restricted minions with their job labels, and says why when the labels are wrong', async () => {
-    const restricted = await register({
-      tags: ['signing'],
-      trust: 'restricted',
-      jobs: ['sign', 'notarize', 'sign'],
-    });
+    const restricted = await register(
+      { tags: ['signing'], trust: 'restricted', jobs: ['sign', 'notarize', 'sign'] },
+      RESTRICTED_TOKEN,
+    );
     expect(restricted.status).toBe(201);
     const { minionId } = (await restricted.json()) as { minionId: number };
     const [row] = await database.db.select().from(minions).where(eq(minions.id, minionId));
@@ -590,17 +642,17 @@ describe.each(backends())('dispatch through the minion protocol on $name', (back
         'jobs: must list at least one job label: a restricted minion takes only the jobs it names',
       ],
       [
-        { tags: ['linux'], jobs: ['sign'] },
+        { tags: ['linux'], trust: 'trusted', jobs: ['sign'] },
         'jobs: is only for restricted minions (trust: restricted); a trusted minion takes any job its tags allow',
       ],
       [{ tags: ['linux'], trust: 'restricted', jobs: ['sign me'] }, 'jobs.0: must be a job label'],
     ];
     for (const [body, message] of cases) {
-      const response = await register(body);
+      const response = await register(body, RESTRICTED_TOKEN);
       expect(response.status).toBe(400);
       expect(((await response.json()) as { message: string }).message).toContain(message);
     }
-    const { minions: listed } = (await (await call('GET', '/api/v1/minions')).json()) as {
+    const { minions: listed } = (await (await call('GET', '/api/v1/minions', operator)).json()) as {
       minions: { id: number; jobs: string[] | null; quarantinedAt: string | null }[];
     };
     expect(listed.find((m) => m.id === minionId)).toMatchObject({
@@ -654,7 +706,7 @@ describe.each(backends())('dispatch through the minion protocol on $name', (back
         .status,
     ).toBe(200);
 
-    const { minions: listed } = (await (await call('GET', '/api/v1/minions')).json()) as {
+    const { minions: listed } = (await (await call('GET', '/api/v1/minions', operator)).json()) as {
       minions: { id: number; state: string; quarantinedAt: string | null }[];
     };
     expect(listed.find((m) => m.id === minionId)).toMatchObject({
@@ -755,7 +807,7 @@ describe.each(backends())('dispatch through the minion protocol on $name', (back
       notifier,
       artifacts: createFileArtifactStore(artifactsDir),
       runSignals: createRunSignals(),
-      registrationToken: TOKEN,
+      registrationTokens: { trusted: TOKEN },
       publicUrl: 'http://localhost',
     });
     return { scheduler, protocol, attempts };

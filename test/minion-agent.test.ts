@@ -3,9 +3,20 @@
  * real commits of the GitHub simulator through the GitHub adapter (an
  * installation token and the repository's clone URL), running real commands.
  */
-import { mkdtemp, rm, symlink, mkdir, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  mkdir,
+  writeFile,
+} from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -17,12 +28,14 @@ import { createTower, type Tower } from '../src/main.js';
 import { AgentError, createMinionAgent, type MinionAgent } from '../src/minions/agent.js';
 import { createFileArtifactStore } from '../src/minions/artifact-store.js';
 import { contentTypeOf, matchArtifacts } from '../src/minions/workspace.js';
+import { canSwitchUsers, runUid, type Isolation } from '../src/minions/isolation.js';
 import { inProcessConfig } from './support/config.js';
 import { backends, type TestDatabase } from './support/databases.js';
 import { job } from './support/graph-specs.js';
 import { startSandbox, type Sandbox } from './support/sandbox.js';
 
 const TOKEN = 'registration-token-0123456789';
+const LOG_MAX_BYTES = 1024 * 1024;
 const logger = createLogger({ level: 'silent' });
 
 type GraphBody = {
@@ -68,6 +81,8 @@ describe.each(backends())('minion agent on $name', (backend) => {
   beforeAll(async () => {
     database = await backend.open();
     scratch = await mkdtemp(join(tmpdir(), 'tower-agent-'));
+    // Run users (src/minions/isolation.ts) reach their run directories through it.
+    await chmod(scratch, 0o711);
     sandbox = await startSandbox({
       files: {
         VERSION: '1.2.3\n',
@@ -90,7 +105,13 @@ describe.each(backends())('minion agent on $name', (backend) => {
     });
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     tower = await createTower({
-      config: { ...inProcessConfig(undefined), minionToken: TOKEN, publicUrl: url },
+      config: {
+        ...inProcessConfig(undefined),
+        minionTokens: { trusted: TOKEN },
+        publicUrl: url,
+        // Small, so that a job reaches it in a test (`cuts a log at the cap`).
+        logMaxBytes: LOG_MAX_BYTES,
+      },
       logger,
       database,
       artifacts: createFileArtifactStore(join(scratch, 'artifacts')),
@@ -135,7 +156,10 @@ describe.each(backends())('minion agent on $name', (backend) => {
     return `agent-${backend.name}-${++tagCounter}`;
   }
 
-  async function startAgent(tag: string, options: { workdir?: string; concurrency?: number } = {}) {
+  async function startAgent(
+    tag: string,
+    options: { workdir?: string; concurrency?: number; isolation?: Isolation } = {},
+  ) {
     const agent = createMinionAgent({
       server: url,
       workdir: options.workdir ?? (await mkdtemp(join(scratch, 'minion-'))),
@@ -145,6 +169,7 @@ describe.each(backends())('minion agent on $name', (backend) => {
       concurrency: options.concurrency ?? 1,
       logger,
       claimWaitSeconds: 1,
+      ...(options.isolation ? { isolation: options.isolation } : {}),
     });
     await agent.start();
     agents.push(agent);
@@ -247,6 +272,27 @@ describe.each(backends())('minion agent on $name', (backend) => {
     }
   });
 
+  it('cuts a log at the cap, ends it with a note saying so, and still reports the run', async () => {
+    const tag = freshTag();
+    // Three times the cap, then a line that must not reach the log.
+    const graphId = await createGraph('chatty', [
+      job('chatty', {
+        requires: [tag],
+        command: 'head -c 3145728 /dev/zero | tr "\\0" x; echo; echo after the cap',
+      }),
+    ]);
+    await startAgent(tag);
+    const done = await settled(graphId);
+    expect(done.jobs[0]).toMatchObject({ result: 'success' });
+    const log = await text(`/api/v1/runs/${done.jobs[0]!.runs[0]!.id}/log`);
+    expect(Buffer.byteLength(log)).toBeLessThanOrEqual(LOG_MAX_BYTES);
+    expect(log).toMatch(
+      /\[tower\] log truncated at \d+ bytes: the rest of the output was dropped\n$/,
+    );
+    expect(log.match(/log truncated/g)).toHaveLength(1);
+    expect(log).not.toContain('after the cap');
+  });
+
   it('reports a failing command with its exit code, and runs in a clean environment', async () => {
     const tag = freshTag();
     process.env.TOWER_AGENT_TEST_SECRET = 'leaked';
@@ -270,6 +316,89 @@ describe.each(backends())('minion agent on $name', (backend) => {
     } finally {
       delete process.env.TOWER_AGENT_TEST_SECRET;
     }
+  });
+
+  /**
+   * The attack of a job from a pull request: read the server's environment
+   * (the agent's parent process, where the GitHub App's key lives), the
+   * minion's credential, the repository caches and another run's workspace,
+   * and leave a detached process behind. Without isolation every one works.
+   */
+  const nosyJob = `set +e
+    leaks=""
+    cat /proc/$PPID/environ > /dev/null 2>&1 && leaks="$leaks environ"
+    cat "$AGENT_DIR/minion.json" > /dev/null 2>&1 && leaks="$leaks credential"
+    ls "$AGENT_DIR/cache" > /dev/null 2>&1 && leaks="$leaks cache"
+    for other in "$AGENT_DIR"/runs/*; do
+      [ "$other" != "$(dirname "$TOWER_WORKSPACE")" ] && ls "$other" > /dev/null 2>&1 && leaks="$leaks other-run"
+    done
+    echo "secret" > /tmp/tower-isolation-$TOWER_RUN_ID
+    setsid -f sleep 300 > /dev/null 2>&1 < /dev/null
+    echo "leaks:\${leaks:- none}"
+    [ -z "$leaks" ]`;
+
+  async function nosyGraph(tag: string, workdir: string) {
+    return createGraph('nosy', [
+      // A neighbour whose workspace the nosy job looks for while it runs.
+      job('neighbour', { requires: [tag], command: 'sleep 3' }),
+      job('nosy', { requires: [tag], env: { AGENT_DIR: workdir }, command: `sleep 1; ${nosyJob}` }),
+    ]);
+  }
+
+  async function processesOf(uid: number): Promise<number[]> {
+    const pids: number[] = [];
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const info = await stat(join('/proc', entry)).catch(() => undefined);
+      if (info?.uid === uid) pids.push(Number(entry));
+    }
+    return pids;
+  }
+
+  it.runIf(canSwitchUsers() || process.env.CI === 'true')(
+    'runs each job as a user of its own: no server environment, credential, cache or other run to read, and nothing it started outlives it',
+    async () => {
+      const tag = freshTag();
+      const workdir = await mkdtemp(join(scratch, 'minion-'));
+      await chmod(workdir, 0o711);
+      const isolation: Isolation = { kind: 'user' };
+      const graphId = await nosyGraph(tag, workdir);
+      await startAgent(tag, { workdir, concurrency: 2, isolation });
+      const done = await settled(graphId);
+      const nosy = done.jobs.find((j) => j.label === 'nosy')!;
+      const log = await text(`/api/v1/runs/${nosy.runs[0]!.id}/log`);
+      expect(log).toContain('leaks: none');
+      expect(nosy).toMatchObject({ result: 'success' });
+      expect(log).toMatch(/ended \d+ process\(es\) the job left running/);
+      // Both slots' users are gone, leftovers in /tmp with them.
+      for (const slot of [0, 1]) {
+        expect(await processesOf(runUid(isolation, workdir, slot)!)).toEqual([]);
+      }
+      await expect(stat(`/tmp/tower-isolation-${nosy.runs[0]!.id}`)).rejects.toThrow();
+      // The credential stays the agent's own, and the cache is closed to others.
+      expect((await stat(join(workdir, 'minion.json'))).mode & 0o077).toBe(0);
+      expect((await stat(join(workdir, 'cache'))).mode & 0o077).toBe(0);
+    },
+  );
+
+  it('without isolation, the same job reads everything (what user isolation prevents)', async () => {
+    const tag = freshTag();
+    const workdir = await mkdtemp(join(scratch, 'minion-'));
+    const graphId = await nosyGraph(tag, workdir);
+    await startAgent(tag, { workdir, concurrency: 2, isolation: { kind: 'none' } });
+    const done = await settled(graphId);
+    const nosy = done.jobs.find((j) => j.label === 'nosy')!;
+    const log = await text(`/api/v1/runs/${nosy.runs[0]!.id}/log`);
+    expect(log).toMatch(/leaks: environ credential cache/);
+    expect(nosy).toMatchObject({ result: 'failure' });
+    // Left behind; this test cleans up after it.
+    const leftover = await readFile(`/tmp/tower-isolation-${nosy.runs[0]!.id}`, 'utf8');
+    expect(leftover).toBe('secret\n');
+    await rm(`/tmp/tower-isolation-${nosy.runs[0]!.id}`, { force: true });
+    await new Promise<void>((resolve) => {
+      const pkill = spawn('pkill', ['-f', '^sleep 300$']);
+      pkill.once('close', () => resolve());
+    });
   });
 
   it('stops a command at its max runtime and after its idle timeout', async () => {

@@ -11,6 +11,7 @@ import { createTower, type Tower } from '../src/main.js';
 import { createFileArtifactStore } from '../src/minions/artifact-store.js';
 import type { ClaimedRun } from '../src/minions/protocol.js';
 import { inProcessConfig } from './support/config.js';
+import { operatorToken } from './support/access.js';
 import { backends, type TestDatabase } from './support/databases.js';
 import { insertEvent, insertRepositoryFixture } from './support/fixtures.js';
 import { job } from './support/graph-specs.js';
@@ -58,18 +59,22 @@ describe.each(backends())('minion API on $name', (backend) => {
   const clock = manualClock(new Date());
   let tagCounter = 0;
   const graphsOfTest: number[] = [];
+  /** The minion inventory and the pending jobs are for operators. */
+  let operator: string;
 
   beforeAll(async () => {
     database = await backend.open();
     artifactsDir = await mkdtemp(join(tmpdir(), 'tower-artifacts-'));
     tower = await createTower({
-      config: { ...inProcessConfig(undefined), minionToken: TOKEN },
+      config: { ...inProcessConfig(undefined), minionTokens: { trusted: TOKEN } },
       logger,
       clock,
+      leaseClock: clock,
       database,
       artifacts: createFileArtifactStore(artifactsDir),
     });
     await insertRepositoryFixture(database.db);
+    operator = await operatorToken(database);
   });
   afterAll(async () => {
     await tower.close();
@@ -237,7 +242,7 @@ describe.each(backends())('minion API on $name', (backend) => {
       job: { label: 'build', command: 'make all', requires: [tag] },
     });
     const { minions: listed } = await json<{ minions: { id: number }[] }>(
-      await call('GET', '/api/v1/minions'),
+      await call('GET', '/api/v1/minions', { token: operator }),
     );
     expect(listed.find((m) => m.id === minion.minionId)).toMatchObject({
       name: 'builder',
@@ -405,7 +410,7 @@ describe.each(backends())('minion API on $name', (backend) => {
     expect(build.label).toBe('build');
     expect((await claim(minion.credential)).status).toBe(204);
 
-    const { queue } = await json<Queue>(await call('GET', '/api/v1/queue'));
+    const { queue } = await json<Queue>(await call('GET', '/api/v1/queue', { token: operator }));
     expect(queue.find((q) => q.tags.includes(tag))).toBeUndefined();
 
     const report = await minionCall('POST', `/runs/${build.runId}/report`, {
@@ -421,7 +426,9 @@ describe.each(backends())('minion API on $name', (backend) => {
     });
     expect(again.status).toBe(409);
 
-    const { queue: pending } = await json<Queue>(await call('GET', '/api/v1/queue'));
+    const { queue: pending } = await json<Queue>(
+      await call('GET', '/api/v1/queue', { token: operator }),
+    );
     expect(pending.find((q) => q.tags.includes(tag))).toEqual({
       tags: [tag],
       trust: 'trusted',
@@ -529,14 +536,16 @@ describe.each(backends())('minion API on $name', (backend) => {
     for (let i = 0; i < 5; i++) ids.push((await register([tag], `pager-${i}`)).minionId);
     type Page = { minions: { id: number; name: string }[]; next: number | null };
     const first = await json<Page>(
-      await call('GET', `/api/v1/minions?after=${ids[0]! - 1}&limit=3`),
+      await call('GET', `/api/v1/minions?after=${ids[0]! - 1}&limit=3`, { token: operator }),
     );
     expect(first.minions.map((m) => m.id)).toEqual(ids.slice(0, 3));
     expect(first.next).toBe(ids[2]);
-    const rest = await json<Page>(await call('GET', `/api/v1/minions?after=${first.next}&limit=3`));
+    const rest = await json<Page>(
+      await call('GET', `/api/v1/minions?after=${first.next}&limit=3`, { token: operator }),
+    );
     expect(rest.minions.map((m) => m.name)).toEqual(['pager-3', 'pager-4']);
     expect(rest.next).toBeNull();
-    const refused = await call('GET', '/api/v1/minions?after=first');
+    const refused = await call('GET', '/api/v1/minions?after=first', { token: operator });
     expect(refused.status).toBe(400);
     expect(await messageOf(refused)).toBe('after: must be a positive whole number');
   });
@@ -605,9 +614,13 @@ describe.each(backends())('minion API on $name', (backend) => {
     const lost = await register([tag]);
     const other = await register([tag]);
     const run = await claimRun(lost.credential);
-    expect(await tower.maintenance.tick()).toEqual({ expiredLeases: 0, timeouts: 0 });
+    // Passes every 5 s, as the loop makes them, up to the end of the 120 s lease.
+    for (let passed = 0; passed < 120; passed += 5) {
+      expect(await tower.maintenance.tick()).toEqual({ expiredLeases: 0, timeouts: 0 });
+      clock.advance(5);
+    }
 
-    clock.advance(121);
+    clock.advance(1);
     const waiting = claim(other.credential, 5);
     await new Promise((resolve) => setTimeout(resolve, 200));
     const ticked = Date.now();

@@ -3,7 +3,7 @@
  * serve` servers, `tower minion` agents checking out commits of the GitHub
  * simulator through installation tokens, and SIGKILL where machines die.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -67,6 +67,8 @@ describe.skipIf(!hasPostgres())('minions as processes on PostgreSQL', () => {
 
   beforeAll(async () => {
     scratch = await mkdtemp(join(tmpdir(), 'tower-processes-'));
+    // The minions' run users (src/minions/isolation.ts) reach their run directories through it.
+    await chmod(scratch, 0o711);
     sandbox = await startSandbox({
       files: {
         VERSION: '2.0.0\n',
@@ -288,17 +290,20 @@ describe.skipIf(!hasPostgres())('minions as processes on PostgreSQL', () => {
     const tag = 'killed';
     // The first attempt records its process group, so the test can end what SIGKILL orphans.
     const command =
-      'if [ "$TOWER_ATTEMPT" = 1 ]; then echo $$ > "$TMPDIR/../../../pgid-$TOWER_JOB"; echo started; sleep 300; fi; echo attempt $TOWER_ATTEMPT';
+      'if [ "$TOWER_ATTEMPT" = 1 ]; then echo $$ > "$TMPDIR/pgid-$TOWER_JOB"; echo started; sleep 300; fi; echo attempt $TOWER_ATTEMPT';
     const graphId = await createGraph(database, scheduler, 'killed', [
       job('sturdy', { requires: [tag], retries: 1, command }),
       job('fragile', { requires: [tag], retries: 0, command }),
     ]);
     const doomed = await startMinion(server, tag, { concurrency: 2 });
     cleanups.push(async () => {
-      for (const label of ['sturdy', 'fragile']) {
-        const pgid = Number(
-          await readFile(join(doomed.workdir, `pgid-${label}`), 'utf8').catch(() => '0'),
-        );
+      const runs = await readdir(join(doomed.workdir, 'runs')).catch(() => []);
+      for (const file of runs.flatMap((run) =>
+        ['sturdy', 'fragile'].map((label) =>
+          join(doomed.workdir, 'runs', run, 'tmp', `pgid-${label}`),
+        ),
+      )) {
+        const pgid = Number(await readFile(file, 'utf8').catch(() => '0'));
         if (pgid > 0) {
           try {
             process.kill(-pgid, 'SIGKILL');

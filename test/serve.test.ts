@@ -100,7 +100,7 @@ describe.skipIf(!hasPostgres())('tower serve on a shared PostgreSQL', () => {
   it('runs two replicas that migrate together and store and process each delivery once', async () => {
     const databaseUrl = await createPostgresDatabase(false);
     cleanups.push(() => dropPostgresDatabase(databaseUrl));
-    const secret = 'replica-secret';
+    const secret = 'replica-webhook-secret';
     const keyDir = await tempDir();
     await writeFile(join(keyDir, 'app.pem'), generateAppKey());
     const env = {

@@ -10,14 +10,17 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../lib/errors.js';
 import { createLogger, type LogLevel } from '../lib/logger.js';
 import { createMinionAgent, hostTags } from '../minions/agent.js';
+import { minionTrusts, type MinionTrust } from '../minions/schemas.js';
 
 type MinionOptions = {
   server: string;
   token?: string;
   name: string;
   tags?: string;
-  trust: string;
+  trust?: string;
   jobs?: string;
+  isolation: string;
+  runUid?: number;
   workdir: string;
   concurrency: number;
   shutdownGrace: number;
@@ -47,7 +50,10 @@ export const minionCommand = new Command('minion')
   )
   .option('--name <name>', 'how the minion is shown', hostname())
   .option('--tags <tags>', `comma-separated tags (default: ${hostTags().join(',')})`)
-  .option('--trust <level>', 'trusted, untrusted or restricted', 'trusted')
+  .option(
+    '--trust <level>',
+    'trusted, untrusted or restricted (default: what the registration token grants)',
+  )
   .option('--jobs <labels>', 'restricted minions: the comma-separated job labels they accept')
   .option('--workdir <dir>', 'where checkouts, caches and the credential live', 'minion')
   .option('--concurrency <n>', 'jobs run at once', wholeNumber(1, 64), 1)
@@ -58,6 +64,18 @@ export const minionCommand = new Command('minion')
     60,
   )
   .option('--keep-workspaces', "keep each run's workspace after it ends")
+  .option(
+    '--isolation <level>',
+    'user: each job runs as a user of its own, and all it started ends with it (needs root); ' +
+      'none: jobs run as this user and can read its credential',
+    'user',
+  )
+  .option(
+    '--run-uid <uid>',
+    'with user isolation, the first of the uids jobs run as, one per --concurrency slot ' +
+      '(default: one of 100,000 ranges above 2,000,000,000, chosen by the work directory)',
+    wholeNumber(1000, 2_147_483_000),
+  )
   .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', 'info')
   .action(async (options: MinionOptions) => {
     const problems = [];
@@ -70,14 +88,21 @@ export const minionCommand = new Command('minion')
         problem: 'must be comma-separated tags of lowercase letters, digits, ".", "_" or "-"',
       });
     }
-    if (!['trusted', 'untrusted', 'restricted'].includes(options.trust)) {
+    if (options.trust !== undefined && !minionTrusts.includes(options.trust as MinionTrust)) {
       problems.push({ variable: '--trust', problem: 'must be trusted, untrusted or restricted' });
     }
-    if ((options.trust === 'restricted') !== (options.jobs !== undefined)) {
-      problems.push({
-        variable: '--jobs',
-        problem: 'is required for a restricted minion, and only for one',
-      });
+    if (options.trust === 'restricted' && options.jobs === undefined) {
+      problems.push({ variable: '--jobs', problem: 'is required for a restricted minion' });
+    }
+    if (
+      options.trust !== undefined &&
+      options.trust !== 'restricted' &&
+      options.jobs !== undefined
+    ) {
+      problems.push({ variable: '--jobs', problem: 'is only for a restricted minion' });
+    }
+    if (options.isolation !== 'user' && options.isolation !== 'none') {
+      problems.push({ variable: '--isolation', problem: 'must be user or none' });
     }
     if (problems.length > 0) throw new ConfigError(problems);
     const logger = createLogger({ level: options.logLevel });
@@ -90,6 +115,10 @@ export const minionCommand = new Command('minion')
       concurrency: options.concurrency,
       logger,
       keepWorkspaces: options.keepWorkspaces ?? false,
+      isolation:
+        options.isolation === 'none'
+          ? { kind: 'none' }
+          : { kind: 'user', firstUid: options.runUid },
       register: (client) => {
         if (options.token === undefined) {
           throw new ConfigError([
@@ -102,7 +131,7 @@ export const minionCommand = new Command('minion')
         return client.register(options.token, {
           name: options.name,
           tags,
-          trust: options.trust,
+          ...(options.trust === undefined ? {} : { trust: options.trust }),
           ...(options.jobs === undefined ? {} : { jobs: options.jobs.split(',') }),
         });
       },

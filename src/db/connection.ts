@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PGlite } from '@electric-sql/pglite';
@@ -45,7 +45,9 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
 
 async function openPglite(dataDir: string): Promise<Database> {
   const directory = join(dataDir, 'pglite');
-  await mkdir(directory, { recursive: true });
+  // The database is the server's alone: no other user (a job's, say) may read it.
+  await mkdir(directory, { recursive: true, mode: 0o700 });
+  await chmod(directory, 0o700);
   const releaseLock = await lockDataDirectory(dataDir);
   // Loaded only when used: PGlite's WebAssembly costs a PostgreSQL deployment ~60 MB of RSS.
   const [{ PGlite }, { drizzle: drizzlePglite }, { migrate: migratePglite }] = await Promise.all([

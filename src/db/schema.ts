@@ -85,6 +85,7 @@ export const webhookDeliveries = pgTable(
     index('webhook_deliveries_pending_idx')
       .on(t.availableAt)
       .where(sql`${t.status} in ('pending', 'processing')`),
+    uniqueIndex('webhook_deliveries_body_hash_idx').on(t.bodyHash),
   ],
 );
 
@@ -559,6 +560,8 @@ export const githubContentRequests = pgTable(
 export const githubBudgets = pgTable('github_budgets', {
   installationId: githubId('installation_id').primaryKey(),
   blockedUntil: ts('blocked_until'),
+  /** Refusals in a row that said no time to retry (a secondary limit): the back-off doubles with each. */
+  refusals: integer('refusals').notNull().default(0),
 });
 
 /** `/tower ok-to-test` approvals: a fork's pull request may run at this head commit. */
@@ -572,6 +575,26 @@ export const okToTest = pgTable(
     headSha: text('head_sha').notNull(),
     approvedBy: text('approved_by').notNull(),
     approvedAt: ts('approved_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.repositoryId, t.pullNumber, t.headSha] })],
+);
+
+/**
+ * Each head commit a pull request had: when it arrived (GitHub's
+ * `updated_at` of the pull_request event that brought it) and who pushed
+ * it (the synchronize event's sender). Commands bind to the head their
+ * writer saw; a fork's trust needs its pusher's permission too.
+ */
+export const pullRequestHeads = pgTable(
+  'pull_request_heads',
+  {
+    repositoryId: githubId('repository_id')
+      .notNull()
+      .references(() => repositories.id),
+    pullNumber: integer('pull_number').notNull(),
+    headSha: text('head_sha').notNull(),
+    arrivedAt: ts('arrived_at').notNull(),
+    pushedBy: text('pushed_by'),
   },
   (t) => [primaryKey({ columns: [t.repositoryId, t.pullNumber, t.headSha] })],
 );
@@ -610,3 +633,38 @@ export const handledComments = pgTable('handled_comments', {
   commentId: githubId('comment_id').primaryKey(),
   handledAt: ts('handled_at').notNull().defaultNow(),
 });
+
+/**
+ * API tokens for machines (`tower tokens create`): the secret is shown once
+ * and only its SHA-256 is kept. An operator token reads everything, the
+ * minion inventory and /metrics included; any other token reads the
+ * repositories it names (and what is public).
+ */
+export const apiTokens = pgTable('api_tokens', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  name: text('name').notNull(),
+  tokenHash: text('token_hash').notNull().unique(),
+  operator: boolean('operator').notNull().default(false),
+  /** The repositories a non-operator token reads; null for an operator token. */
+  repositoryIds: bigint('repository_ids', { mode: 'number' }).array(),
+  createdAt: createdAt(),
+  lastUsedAt: ts('last_used_at'),
+  revokedAt: ts('revoked_at'),
+});
+
+/**
+ * One row: when a maintenance pass (of any replica) last reached the
+ * database, and since when passes have reached it without a break, both in
+ * the database's time. Lapsed leases end only a grace after `up_since`, so
+ * that minions cut off by an outage can heartbeat first
+ * (src/minions/maintenance.ts).
+ */
+export const leaseWatch = pgTable(
+  'lease_watch',
+  {
+    id: smallint('id').primaryKey().default(1),
+    seenAt: ts('seen_at').notNull(),
+    upSince: ts('up_since').notNull(),
+  },
+  (t) => [check('lease_watch_one_row', sql`${t.id} = 1`)],
+);

@@ -198,7 +198,7 @@ export function createMinionClient(options: ClientOptions) {
 
     async register(
       registrationToken: string,
-      request: { name: string; tags: string[]; trust: string; jobs?: string[] },
+      request: { name: string; tags: string[]; trust?: string; jobs?: string[] },
     ): Promise<z.infer<typeof Registered>> {
       const path = '/api/v1/minion/register';
       return withRetries(path, async () => {
@@ -286,12 +286,20 @@ export function createMinionClient(options: ClientOptions) {
       return 'ok';
     },
 
-    /** An upstream run's artifact manifest, from the URL the claim gave. */
+    /**
+     * An upstream run's artifact manifest, from the URL the claim gave (Tower's
+     * public URL). With the credential, a private repository's manifests are
+     * readable while the minion runs a job of the graph.
+     */
     async manifest(url: string): Promise<z.infer<typeof Manifest>> {
+      const own = credential !== undefined;
       return withRetries(url, async () => {
         let response: Response;
         try {
-          response = await doFetch(url);
+          response = await doFetch(
+            url,
+            own ? { headers: { authorization: `Bearer ${credential}` } } : undefined,
+          );
         } catch (error) {
           throw new TransientError(errorMessage(error));
         }

@@ -11,11 +11,12 @@
  *   minion.json      the minion's id and credential (mode 0600)
  *   agent.pid        one agent per work directory
  *   cache/<repo>.git the per-repository object cache checkouts borrow from
- *   home/            HOME of every command: tool caches survive between runs
- *   runs/<run>/      one run's workspace: checkout/, tmp/, upstream.json
+ *   home/            HOME of every command without isolation: tool caches survive between runs
+ *   runs/<run>/      one run's workspace: checkout/, tmp/, upstream.json, and with
+ *                    user isolation home/; the run user's own (src/minions/isolation.ts)
  */
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { z } from 'zod';
@@ -28,6 +29,15 @@ import {
   type MinionClient,
   type Report,
 } from './agent-client.js';
+import {
+  availableIsolation,
+  checkIsolation,
+  endRunUser,
+  giveToRunUser,
+  runUid,
+  type Isolation,
+} from './isolation.js';
+import { logTruncatedNote } from './schemas.js';
 import { createCheckouts, matchArtifacts, type Checkouts } from './workspace.js';
 
 export type Registration = { minionId: number; credential: string };
@@ -46,6 +56,11 @@ export type AgentOptions = {
   claimWaitSeconds?: number;
   /** Keep each run's workspace after it ends (for debugging). */
   keepWorkspaces?: boolean;
+  /**
+   * How jobs are kept from the agent and from each other; by default each
+   * slot's own user where the agent can switch users (root), else none.
+   */
+  isolation?: Isolation;
   fetch?: typeof fetch;
 };
 
@@ -85,6 +100,7 @@ export function createMinionAgent(options: AgentOptions) {
   });
   const checkouts: Checkouts = createCheckouts(join(options.workdir, 'cache'));
   const home = join(options.workdir, 'home');
+  const isolation = options.isolation ?? availableIsolation();
   const claiming = new AbortController();
   const active = new Map<number, ActiveRun>();
   let minionId = 0;
@@ -171,14 +187,19 @@ export function createMinionAgent(options: AgentOptions) {
       // Claimed as the agent began to stop: handed straight back, not run.
       if (stopping) handBack.abort();
       const entry: ActiveRun = { runId: run.runId, handBack, done: Promise.resolve() };
-      entry.done = execute(run, handBack.signal);
+      entry.done = execute(run, handBack.signal, runUid(isolation, options.workdir, index));
       active.set(run.runId, entry);
       await entry.done;
       active.delete(run.runId);
     }
   }
 
-  async function execute(run: ClaimedRunBody, handBack: AbortSignal): Promise<void> {
+  /** Runs one claimed run; `uid`: the run user, under user isolation. */
+  async function execute(
+    run: ClaimedRunBody,
+    handBack: AbortSignal,
+    uid: number | undefined,
+  ): Promise<void> {
     const claimedAt = Date.now();
     const runDir = join(options.workdir, 'runs', String(run.runId));
     const lost = new AbortController();
@@ -201,7 +222,9 @@ export function createMinionAgent(options: AgentOptions) {
     try {
       await rm(runDir, { recursive: true, force: true });
       await mkdir(join(runDir, 'tmp'), { recursive: true });
-      await mkdir(home, { recursive: true });
+      // A run user gets a home of its own: nothing one job leaves there reaches the next.
+      const runHome = uid === undefined ? home : join(runDir, 'home');
+      await mkdir(runHome, { recursive: true });
       say(
         `minion ${options.name} (#${minionId}) runs ${run.label}, attempt ${run.attempt}, ` +
           `commit ${run.sha}`,
@@ -217,6 +240,7 @@ export function createMinionAgent(options: AgentOptions) {
         source: { url: run.checkout.url, token: run.checkout.token },
         sha: run.sha,
         into: workspace,
+        borrow: uid === undefined,
       });
       say(`checked out ${run.sha}`);
       const manifests: Record<string, unknown> = {};
@@ -225,12 +249,20 @@ export function createMinionAgent(options: AgentOptions) {
       }
       const upstreamFile = join(runDir, 'upstream.json');
       await writeFile(upstreamFile, JSON.stringify(manifests, null, 2) + '\n');
+      if (uid !== undefined) await giveToRunUser(runDir, uid);
       if (run.job.command === null) throw new AgentError(`Job ${run.label} has no command`);
       if (handBack.aborted) throw new AgentError('handed back before its command started');
       outcome = await runCommand({
         command: run.job.command,
         cwd: workspace,
-        env: commandEnv(run, { workspace, runDir, upstreamFile, home, server: options.server }),
+        uid,
+        env: commandEnv(run, {
+          workspace,
+          runDir,
+          upstreamFile,
+          home: runHome,
+          server: options.server,
+        }),
         output: (text) => log.write(text),
         maxRuntimeMs: run.job.maxRuntime === null ? null : run.job.maxRuntime * 1000,
         idleTimeoutMs: run.job.idleTimeout === null ? null : run.job.idleTimeout * 1000,
@@ -248,10 +280,10 @@ export function createMinionAgent(options: AgentOptions) {
         : { result: 'exception', note };
       say(`error: ${note}`);
       logger.warn({ ...context, err: error }, 'run failed before its command finished');
-    } finally {
-      clearInterval(beat);
     }
+
     try {
+      // Heartbeats go on until the report is in: a report held up by an outage keeps the lease.
       await log.close();
       if (lost.signal.aborted) {
         logger.warn(context, "run is no longer this minion's; abandoned without a report");
@@ -263,6 +295,7 @@ export function createMinionAgent(options: AgentOptions) {
     } catch (error) {
       logger.error({ ...context, err: error }, 'report failed; the lease will lapse');
     } finally {
+      clearInterval(beat);
       if (!options.keepWorkspaces) await rm(runDir, { recursive: true, force: true });
     }
   }
@@ -310,6 +343,17 @@ export function createMinionAgent(options: AgentOptions) {
     /** Registers (or reads the stored credential) and starts claiming. */
     async start(): Promise<void> {
       await mkdir(options.workdir, { recursive: true });
+      await checkIsolation(isolation, options.concurrency, options.workdir);
+      if (isolation.kind === 'user') {
+        // Run users pass through to their run directories; the rest stays the agent's.
+        await chmod(options.workdir, 0o711);
+        for (const dir of ['cache', 'home']) {
+          await mkdir(join(options.workdir, dir), { recursive: true, mode: 0o700 });
+          await chmod(join(options.workdir, dir), 0o700);
+        }
+        await mkdir(join(options.workdir, 'runs'), { recursive: true });
+        await chmod(join(options.workdir, 'runs'), 0o711);
+      }
       await lockWorkdir();
       try {
         await identify();
@@ -385,11 +429,14 @@ function commandEnv(
  * Runs the command in its own process group under bash (`-e -o pipefail`),
  * and ends it, group and all, at its max runtime (counted from the claim,
  * as the server counts it), after its idle timeout without output, or when
- * told to stop.
+ * told to stop. With a run user (`uid`), the command runs as that user and
+ * every process of the user is ended before this resolves, however it
+ * detached: what follows (artifacts) sees a workspace nothing changes.
  */
 function runCommand(input: {
   command: string;
   cwd: string;
+  uid: number | undefined;
   env: NodeJS.ProcessEnv;
   output: (text: string) => void;
   maxRuntimeMs: number | null;
@@ -406,8 +453,10 @@ function runCommand(input: {
         env: input.env,
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe'],
+        ...(input.uid === undefined ? {} : { uid: input.uid, gid: input.uid }),
       },
     );
+    let cleanup: Promise<void> = Promise.resolve();
     let ended: Outcome | undefined;
     let killTimer: NodeJS.Timeout | undefined;
     const group = (signal: NodeJS.Signals) => {
@@ -472,8 +521,25 @@ function runCommand(input: {
     child.once('exit', () => {
       // Whatever the command left running in its group ends with it: the next run starts clean.
       group('SIGKILL');
+      if (input.uid !== undefined) {
+        cleanup = endRunUser(input.uid).then(
+          ({ killed }) => {
+            if (killed > 0)
+              input.output(`[tower] ended ${killed} process(es) the job left running\n`);
+          },
+          (error: unknown) =>
+            input.output(`[tower] could not end the job's processes: ${errorMessage(error)}\n`),
+        );
+      } else {
+        // A process that left the group keeps the output open: stop reading after a grace.
+        setTimeout(() => {
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+        }, KILL_GRACE_MS).unref();
+      }
     });
-    child.once('close', (code, signal) => {
+    child.once('close', (code, signal) => void cleanup.then(() => closed(code, signal)));
+    const closed = (code: number | null, signal: NodeJS.Signals | null) => {
       clearTimeout(idleTimer);
       clearTimeout(runtimeTimer);
       clearTimeout(killTimer);
@@ -487,20 +553,34 @@ function runCommand(input: {
       } else {
         resolve({ result: 'failure', note: `command was killed by ${signal ?? 'a signal'}` });
       }
-    });
+    };
   });
 }
 
 /**
  * The run's log as numbered chunks, sent one at a time in order. A chunk
- * the server refuses with 409 means the run is lost.
+ * the server refuses with 409 means the run is lost; with 413, the log is
+ * at its cap: the rest of the output is dropped, and the log ends with a
+ * note saying so (the server keeps room for it).
  */
 function createLogStream(client: MinionClient, runId: number, onLost: () => void) {
   let buffer = '';
   let seq = 0;
   let sending: Promise<void> = Promise.resolve();
   let lost = false;
+  let full = false;
+  /** Bytes of log the server took. */
+  let taken = 0;
   let timer: NodeJS.Timeout | undefined;
+
+  async function send(mine: number, data: string): Promise<void> {
+    if ((await client.appendLog(runId, mine, data)) === 'stop') {
+      lost = true;
+      onLost();
+    } else {
+      taken += Buffer.byteLength(data, 'utf8');
+    }
+  }
 
   function flush(): Promise<void> {
     clearTimeout(timer);
@@ -510,14 +590,16 @@ function createLogStream(client: MinionClient, runId: number, onLost: () => void
       buffer = buffer.slice(LOG_CHUNK_CHARS);
       const mine = seq++;
       sending = sending.then(async () => {
-        if (lost) return;
+        if (lost || full) return;
         try {
-          if ((await client.appendLog(runId, mine, data)) === 'stop') {
-            lost = true;
-            onLost();
-          }
-        } catch {
-          // The server stayed unreachable past the retries: this part of the log is lost.
+          await send(mine, data);
+        } catch (error) {
+          // Otherwise the server stayed unreachable past the retries: this part of the log is lost.
+          if (!(error instanceof MinionApiError && error.status === 413)) return;
+          full = true;
+          buffer = '';
+          // The refused chunk's number is free, and the note fits the room kept below the cap.
+          await send(mine, logTruncatedNote(taken)).catch(() => undefined);
         }
       });
     }
@@ -526,7 +608,7 @@ function createLogStream(client: MinionClient, runId: number, onLost: () => void
 
   return {
     write(text: string) {
-      if (text.length === 0) return;
+      if (text.length === 0 || full) return;
       buffer += text;
       if (buffer.length >= LOG_CHUNK_CHARS) void flush();
       else timer ??= setTimeout(() => void flush(), LOG_FLUSH_MS);

@@ -70,3 +70,25 @@ export class NotFoundError extends TowerError {
 export class PayloadTooLargeError extends TowerError {
   override readonly name = 'PayloadTooLargeError';
 }
+
+/** The registration token does not grant what the minion asked for (more trust than it carries). */
+export class RegistrationForbiddenError extends TowerError {
+  override readonly name = 'RegistrationForbiddenError';
+}
+
+/** A client holds as many of something open as it may (log followers, waiting claims). */
+export class TooManyRequestsError extends TowerError {
+  override readonly name = 'TooManyRequestsError';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Tower is shutting down: the request is worth retrying shortly, here or at another replica. */
+export class ShuttingDownError extends TowerError {
+  override readonly name = 'ShuttingDownError';
+  readonly retryAfterSeconds = 5;
+}

@@ -6,7 +6,30 @@ import { z } from 'zod';
 import { jobResults } from '../lib/graph-spec.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 
+/** From least to most trusted: a registration token grants one, and any below it may be asked for. */
+export const minionTrusts = ['untrusted', 'trusted', 'restricted'] as const;
+export type MinionTrust = (typeof minionTrusts)[number];
+
 export const MAX_LOG_CHUNK_BYTES = 1024 * 1024;
+/** The most log a run stores unless TOWER_LOG_MAX_BYTES says otherwise. */
+export const DEFAULT_LOG_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * The end of a run's log kept for the note that says it was cut short:
+ * ordinary chunks stop this far below the cap, the note alone may use it.
+ */
+export const LOG_NOTE_ROOM_BYTES = 256;
+
+/** The line a minion ends a log with when the server refused more of it (413). */
+export function logTruncatedNote(bytes: number): string {
+  return `[tower] log truncated at ${bytes} bytes: the rest of the output was dropped\n`;
+}
+
+/** Whether a chunk is that note and nothing else: only it goes into the room kept for it. */
+export function isLogTruncatedNote(data: string): boolean {
+  return /^\[tower\] log truncated at \d{1,15} bytes: the rest of the output was dropped\n$/.test(
+    data,
+  );
+}
 export const MAX_ARTIFACT_BYTES = 100 * 1024 * 1024;
 export const DEFAULT_CLAIM_WAIT_SECONDS = 20;
 export const DEFAULT_LEASE_SECONDS = 120;
@@ -21,45 +44,27 @@ const JobLabel = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*(?:\/[1-9]\d*)?$/,
     'must be a job label: a letter or digit, then letters, digits, ".", "_" or "-" (and "/<n>" for a chunk)',
 });
 
-export const RegisterRequest = z
-  .object({
-    name: z
-      .string({ error: 'must be a string' })
-      .trim()
-      .min(1, { error: 'must not be empty' })
-      .max(200, { error: 'must be at most 200 characters' }),
-    tags: z
-      .array(Tag, { error: 'must be an array of tags' })
-      .min(1, { error: 'must list at least one tag' })
-      .max(100, { error: 'must list at most 100 tags' }),
-    trust: z
-      .enum(['trusted', 'untrusted', 'restricted'], {
-        error: 'must be one of trusted, untrusted, restricted',
-      })
-      .default('trusted'),
-    /** Restricted minions only: the labels of the jobs they take (from protected branches). */
-    jobs: z
-      .array(JobLabel, { error: 'must be an array of job labels' })
-      .max(1000, { error: 'must list at most 1000 job labels' })
-      .optional(),
-  })
-  .superRefine((request, ctx) => {
-    if (request.trust === 'restricted' && (request.jobs ?? []).length === 0) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['jobs'],
-        message:
-          'must list at least one job label: a restricted minion takes only the jobs it names',
-      });
-    }
-    if (request.trust !== 'restricted' && request.jobs !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['jobs'],
-        message: `is only for restricted minions (trust: restricted); a ${request.trust} minion takes any job its tags allow`,
-      });
-    }
-  });
+export const RegisterRequest = z.object({
+  name: z
+    .string({ error: 'must be a string' })
+    .trim()
+    .min(1, { error: 'must not be empty' })
+    .max(200, { error: 'must be at most 200 characters' }),
+  tags: z
+    .array(Tag, { error: 'must be an array of tags' })
+    .min(1, { error: 'must list at least one tag' })
+    .max(100, { error: 'must list at most 100 tags' }),
+  /**
+   * The trust asked for; the registration token decides what may be had
+   * (src/minions/protocol.ts). Absent, the minion gets what its token grants.
+   */
+  trust: z.enum(minionTrusts, { error: `must be one of ${minionTrusts.join(', ')}` }).optional(),
+  /** Restricted minions only: the labels of the jobs they take (from protected branches). */
+  jobs: z
+    .array(JobLabel, { error: 'must be an array of job labels' })
+    .max(1000, { error: 'must list at most 1000 job labels' })
+    .optional(),
+});
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
 
 export const ClaimRequest = z.object({

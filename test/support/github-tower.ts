@@ -24,7 +24,8 @@ import type { TestDatabase } from './databases.js';
 import { startSandbox, type Sandbox } from './sandbox.js';
 
 export const REGISTRATION_TOKEN = 'registration-token-0123456789';
-const SECRET = 'github-tower-webhook-secret';
+/** The app's webhook secret: tests that replay a captured delivery sign with it. */
+export const WEBHOOK_SECRET = 'github-tower-webhook-secret';
 
 export type GitHubTower = {
   s: Sandbox;
@@ -43,6 +44,8 @@ export type GitHubTower = {
 
 export type TestMinion = {
   id: number;
+  /** Its `tmc_` credential. */
+  credential: string;
   /** Claims the next run; undefined when there is none for it. */
   claim(): Promise<{ runId: number; label: string; graphId: number; sha: string } | undefined>;
   report(runId: number, result: string, extra?: Record<string, unknown>): Promise<void>;
@@ -60,6 +63,8 @@ export async function startGitHubTower(
     clock?: Clock;
     /** Wraps Tower's GitHub port (to count what it asks, say). */
     wrapGitHub?: (port: GitHubPort) => GitHubPort;
+    /** Sign-in with GitHub on: the app's OAuth client, called back at http://localhost/login/callback. */
+    signIn?: boolean;
   } = {},
 ): Promise<GitHubTower> {
   // Many tests in a minute send more than GitHub's 80 content requests: unless a test is about
@@ -70,7 +75,7 @@ export async function startGitHubTower(
     contentPerHour: 100_000,
   };
   const s = await startSandbox({
-    webhookSecret: SECRET,
+    webhookSecret: WEBHOOK_SECRET,
     limits,
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.files ? { files: options.files } : {}),
@@ -89,9 +94,23 @@ export async function startGitHubTower(
   });
   const tower = await createTower({
     config: {
-      ...inProcessConfig({ appId: s.app.id, privateKey: s.privateKey, webhookSecret: SECRET }),
+      ...inProcessConfig({
+        appId: s.app.id,
+        privateKey: s.privateKey,
+        webhookSecret: WEBHOOK_SECRET,
+      }),
       githubApiUrl: s.apiUrl,
-      minionToken: REGISTRATION_TOKEN,
+      minionTokens: { trusted: REGISTRATION_TOKEN },
+      ...(options.signIn
+        ? {
+            signIn: {
+              clientId: s.app.clientId,
+              clientSecret: s.app.clientSecret,
+              githubUrl: s.sim.urls.web,
+            },
+            sessionSecret: 'a-session-secret-for-tests-only-0123456789',
+          }
+        : {}),
     },
     // TOWER_TEST_LOG=debug shows what Tower did, when a test needs explaining.
     logger: createLogger({
@@ -125,6 +144,8 @@ export async function startGitHubTower(
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   s.app.webhookUrl = `${url}/api/github/webhooks`;
+  // inProcessConfig's public URL: tests follow redirects to it with app.request().
+  if (options.signIn) s.app.callbackUrl = 'http://localhost/login/callback';
 
   async function settle() {
     for (let round = 0; round < 50; round++) {
@@ -160,6 +181,7 @@ export async function startGitHubTower(
     };
     const self: TestMinion = {
       id: minionId,
+      credential,
       async claim() {
         const response = await call('/api/v1/minion/claim', credential, { waitSeconds: 0 });
         if (response.status === 204) return undefined;
