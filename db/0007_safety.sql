@@ -27,4 +27,6 @@ CREATE TABLE "pull_request_heads" (
 	CONSTRAINT "pull_request_heads_repository_id_pull_number_head_sha_pk" PRIMARY KEY("repository_id","pull_number","head_sha")
 );--> statement-breakpoint
 ALTER TABLE "pull_request_heads" ADD CONSTRAINT "pull_request_heads_repository_id_repositories_id_fk" FOREIGN KEY ("repository_id") REFERENCES "public"."repositories"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
-ALTER TABLE "github_budgets" ADD COLUMN "refusals" integer DEFAULT 0 NOT NULL;
+ALTER TABLE "github_budgets" ADD COLUMN "refusals" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "runs" ADD COLUMN "read_token_hash" text;--> statement-breakpoint
+CREATE UNIQUE INDEX "runs_read_token_idx" ON "runs" USING btree ("read_token_hash") WHERE "runs"."read_token_hash" is not null;

@@ -215,6 +215,32 @@ describe.each(backends())('sign-in and read access on $name', (backend) => {
     );
   });
 
+  it('hides a repository made private on GitHub from its next event on', async () => {
+    const widgets = gt.s.repository;
+    const path = `/api/v1/graphs/${built.widgets!.graphId}`;
+    expect((await request(path)).status).toBe(200);
+    widgets.private = true;
+    try {
+      await gt.s.sim.push(widgets, {
+        branch: 'main',
+        files: { 'src/private.txt': 'now private\n' },
+        author: 'acme-admin',
+      });
+      await gt.settle();
+      expect((await request(path)).status).toBe(404);
+    } finally {
+      widgets.private = false;
+      await gt.s.sim.push(widgets, {
+        branch: 'main',
+        files: { 'src/private.txt': 'public again\n' },
+        author: 'acme-admin',
+      });
+      await gt.settle();
+      await minion.runAll();
+    }
+    expect((await request(path)).status).toBe(200);
+  });
+
   it('refuses a forged or altered session cookie: the reader is anonymous', async () => {
     const alice = await signIn('alice');
     const flipped =
@@ -286,6 +312,25 @@ describe.each(backends())('sign-in and read access on $name', (backend) => {
     ).toBe(404);
     await minion.report(downstream.runId, 'success', { exitCode: 0 });
     expect((await withToken(manifest, minion.credential)).status).toBe(404);
+    await gt.settle();
+  });
+
+  it("gives a job a read token for its own graph's manifests and artifacts while its run runs, and nothing else", async () => {
+    const upstream = await build(secret, false);
+    const manifest = `/api/v1/runs/${upstream.runId}/manifest`;
+    const downstream = (await minion.claim())!;
+    expect(downstream.graphId).toBe(upstream.graphId);
+    expect(downstream.readToken).toMatch(/^tmr_/);
+    // The token is the job's: its own graph of a private repository, nothing else.
+    expect((await withToken(manifest, downstream.readToken)).status).toBe(200);
+    expect(
+      (await withToken(`/api/v1/runs/${built.vault!.runId}/manifest`, downstream.readToken)).status,
+    ).toBe(404);
+    expect((await withToken('/api/v1/minions', downstream.readToken)).status).toBe(403);
+    // A token nobody was given, and the job's once its run has ended: 401.
+    expect((await withToken(manifest, `tmr_${'x'.repeat(43)}`)).status).toBe(401);
+    await minion.report(downstream.runId, 'success', { exitCode: 0 });
+    expect((await withToken(manifest, downstream.readToken)).status).toBe(401);
     await gt.settle();
   });
 

@@ -7,7 +7,7 @@
  * repositories and /metrics are for operator tokens only. What a viewer may
  * not see does not exist for them: web/ answers 404, as for a missing one.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AccessQueries, RepositoryVisibility } from '../db/access.js';
 import type { Clock } from '../lib/clock.js';
 import type { ApiTokenScope, ApiTokens } from './api-tokens.js';
@@ -27,7 +27,9 @@ export type Viewer =
   | { kind: 'anonymous' }
   | { kind: 'person'; session: Session }
   | { kind: 'token'; tokenId: number; scope: ApiTokenScope }
-  | { kind: 'minion'; minionId: number };
+  | { kind: 'minion'; minionId: number }
+  /** A job, with its run's read token: its own graph, while the run runs. */
+  | { kind: 'run'; graphId: number };
 
 /** What is being read: a repository, and the graph when it is one's (minions read by graph). */
 export type ReadTarget = RepositoryVisibility & { graphId?: number };
@@ -43,6 +45,10 @@ export function localPath(next: string | undefined): string {
   return [...next].some((char) => char.charCodeAt(0) < 0x20) ? '/' : next;
 }
 
+/** Run read tokens are kept as SHA-256 hashes (src/minions/protocol.ts makes them). */
+const RUN_READ_TOKEN_PREFIX = 'tmr_';
+const tokenHash = (token: string) => createHash('sha256').update(token).digest('hex');
+
 function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -57,6 +63,7 @@ export function createAccess(deps: {
     | 'repositoryOfJob'
     | 'repositoryOfRun'
     | 'minionRunsInGraph'
+    | 'graphOfRunToken'
   >;
   tokens: Pick<ApiTokens, 'authenticate'>;
   /** The minion holding a `tmc_` credential; undefined for an unknown or retired one. */
@@ -106,6 +113,13 @@ export function createAccess(deps: {
           const { tokenId, ...scope } = token;
           return { kind: 'token', tokenId, scope };
         }
+        if (bearer.startsWith(RUN_READ_TOKEN_PREFIX)) {
+          const graphId = await deps.queries.graphOfRunToken(tokenHash(bearer));
+          if (graphId === undefined) {
+            throw new UnauthenticatedError('Unknown run token, or its run has ended');
+          }
+          return { kind: 'run', graphId };
+        }
         const minionId = await deps.authenticateMinion(bearer);
         if (minionId === undefined) throw new UnauthenticatedError('Unknown credential');
         return { kind: 'minion', minionId };
@@ -121,6 +135,8 @@ export function createAccess(deps: {
           return false;
         case 'token':
           return viewer.scope.operator || viewer.scope.repositoryIds.includes(target.id);
+        case 'run':
+          return target.graphId === viewer.graphId;
         case 'minion':
           return (
             target.graphId !== undefined &&

@@ -131,6 +131,17 @@ export function createAccessQueries(db: TowerDb) {
       return row;
     },
 
+    /** The graph of the running run whose read token hashes to this; undefined when none runs. */
+    async graphOfRunToken(tokenHash: string): Promise<number | undefined> {
+      const [row] = await db
+        .select({ graphId: jobs.graphId })
+        .from(runs)
+        .innerJoin(jobs, eq(jobs.id, runs.jobId))
+        .where(and(eq(runs.readTokenHash, tokenHash), eq(runs.state, 'running')))
+        .limit(1);
+      return row?.graphId;
+    },
+
     /** Whether the minion is running a job of the graph now (it reads its upstream manifests). */
     async minionRunsInGraph(minionId: number, graphId: number): Promise<boolean> {
       const [row] = await db

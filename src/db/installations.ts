@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
 import type { TowerDb } from './connection.js';
 import { installations, repositories } from './schema.js';
 
@@ -74,6 +74,13 @@ export function createInstallationQueries(db: TowerDb) {
             updatedAt: now,
           },
         });
+    },
+
+    async setVisibility(repositoryId: number, isPrivate: boolean, now: Date): Promise<void> {
+      await db
+        .update(repositories)
+        .set({ private: isPrivate, updatedAt: now })
+        .where(and(eq(repositories.id, repositoryId), ne(repositories.private, isPrivate)));
     },
 
     async removeRepositories(installationId: number, ids: readonly number[], now: Date) {

@@ -511,6 +511,8 @@ function schedulerQueries(db: TowerDb, leaseClock: LeaseClock) {
       leaseSeconds: number;
       perSet: number;
       preferAmong: number;
+      /** SHA-256 of the run's read token, or null. */
+      readTokenHash: string | null;
     }): Promise<ClaimAttempt> {
       const { minionId, perSet, preferAmong } = input;
       const now = timestamp(input.now);
@@ -597,13 +599,14 @@ function schedulerQueries(db: TowerDb, leaseClock: LeaseClock) {
           ),
           inserted as (
             insert into runs (job_id, attempt, cause, state, minion_id, lease_expires_at,
-              created_at, started_at, runtime_deadline, idle_deadline)
+              created_at, started_at, runtime_deadline, idle_deadline, read_token_hash)
             select l.id,
               coalesce((select max(r.attempt) from runs r where r.job_id = l.id), 0) + 1,
               l.next_cause, 'running', ${minionId},
               ${leaseNow(leaseClock)} + ${seconds(input.leaseSeconds)}, ${now}, ${now},
               ${now} + make_interval(secs => (l.definition ->> 'maxRuntime')::double precision),
-              ${now} + make_interval(secs => (l.definition ->> 'idleTimeout')::double precision)
+              ${now} + make_interval(secs => (l.definition ->> 'idleTimeout')::double precision),
+              ${input.readTokenHash}
             from locked l join started s on s.id = l.id
             returning id, job_id, attempt, cause, lease_expires_at
           )

@@ -307,6 +307,11 @@ export const runs = pgTable(
     runtimeDeadline: ts('runtime_deadline'),
     /** The last output (or the start) + the job's idle timeout, when it has one. */
     idleDeadline: ts('idle_deadline'),
+    /**
+     * SHA-256 of the run's read token (`tmr_`): the job reads its graph's
+     * manifests and artifacts with it while the run is running.
+     */
+    readTokenHash: text('read_token_hash'),
     /** Bytes of log stored for this run; appends past the per-run cap are refused. */
     logBytes: bigint('log_bytes', { mode: 'number' }).notNull().default(0),
   },
@@ -321,6 +326,9 @@ export const runs = pgTable(
     index('runs_idle_deadline_idx')
       .on(t.idleDeadline)
       .where(sql`${t.state} = 'running'`),
+    uniqueIndex('runs_read_token_idx')
+      .on(t.readTokenHash)
+      .where(sql`${t.readTokenHash} is not null`),
     // Whether a minion is busy: claims prefer a warm minion's jobs only while it is idle.
     index('runs_minion_running_idx')
       .on(t.minionId)

@@ -21,6 +21,8 @@ export type InstallationStore = {
     now: Date,
   ): Promise<void>;
   removeRepositories(installationId: number, ids: readonly number[], now: Date): Promise<void>;
+  /** Records whether the repository is private now; a no-op when that is what is known. */
+  setVisibility(repositoryId: number, isPrivate: boolean, now: Date): Promise<void>;
 };
 
 type InstallationPayload = {
@@ -75,6 +77,15 @@ export function registerInstallationHandlers(
   app.on('installation.deleted', async ({ payload }) => {
     await store.removeInstallation(payload.installation.id, clock.now());
   });
+
+  // A repository made private on GitHub must stop being readable here at once:
+  // every event about it says which it is now (access/ reads the flag).
+  app.on(
+    ['push', 'pull_request', 'issue_comment', 'pull_request_review', 'check_run', 'check_suite'],
+    async ({ payload }) => {
+      await store.setVisibility(payload.repository.id, payload.repository.private, clock.now());
+    },
+  );
 
   app.on(
     ['installation_repositories.added', 'installation_repositories.removed'],

@@ -35,6 +35,7 @@ const JobSpecFields = z.object({
 });
 
 export const ClaimedRunBody = z.object({
+  readToken: z.string(),
   runId: z.number(),
   jobId: z.number(),
   graphId: z.number(),

@@ -420,6 +420,8 @@ function commandEnv(
     TOWER_SHA: run.sha,
     TOWER_REPOSITORY_ID: String(run.repositoryId),
     TOWER_WORKSPACE: paths.workspace,
+    // Reads this graph's manifests and artifacts while the run runs (`Authorization: Bearer`).
+    TOWER_RUN_TOKEN: run.readToken,
     TOWER_UPSTREAM_MANIFESTS: paths.upstreamFile,
     ...(chunk ? { TOWER_CHUNK: String(chunk.index), TOWER_CHUNKS: String(chunk.count) } : {}),
   };

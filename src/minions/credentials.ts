@@ -8,6 +8,13 @@ export function newCredential(): string {
   return CREDENTIAL_PREFIX + randomBytes(32).toString('base64url');
 }
 
+export const RUN_READ_TOKEN_PREFIX = 'tmr_';
+
+/** A run's read token, handed to its job: `tmr_` + 32 random bytes, base64url. */
+export function newRunReadToken(): string {
+  return RUN_READ_TOKEN_PREFIX + randomBytes(32).toString('base64url');
+}
+
 /** What the minions table stores: the SHA-256 of the credential, hex. */
 export function credentialHash(credential: string): string {
   return createHash('sha256').update(credential).digest('hex');

@@ -17,7 +17,13 @@ import {
   type Scheduler,
 } from '../scheduler/scheduler.js';
 import type { ArtifactStore } from './artifact-store.js';
-import { CREDENTIAL_PREFIX, credentialHash, newCredential, sameSecret } from './credentials.js';
+import {
+  CREDENTIAL_PREFIX,
+  credentialHash,
+  newCredential,
+  newRunReadToken,
+  sameSecret,
+} from './credentials.js';
 import {
   InvalidRequestError,
   MinionForbiddenError,
@@ -69,6 +75,12 @@ export type ClaimedRun = {
   /** Where to fetch the repository, with a short-lived token; null when Tower has no way. */
   checkout: { url: string; token: string | null; expiresAt: Date | null } | null;
   upstream: { label: string; runId: number; manifestUrl: string }[];
+  /**
+   * The job's read token (`tmr_`): while the run is running it reads the
+   * graph's manifests and artifacts, a private repository's too. It is the
+   * job's, unlike the minion's credential; stored only as a hash.
+   */
+  readToken: string;
 };
 
 /**
@@ -147,7 +159,7 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
     }
   }
 
-  async function describeClaim(claim: Claim): Promise<ClaimedRun> {
+  async function describeClaim(claim: Claim, readToken: string): Promise<ClaimedRun> {
     // The claim carries the commit and repository; a job without dependencies has no upstream.
     const detail = { sha: claim.sha, repositoryId: claim.repositoryId };
     const upstream =
@@ -175,6 +187,7 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
       repositoryId: detail.repositoryId,
       checkout,
       upstream: upstream.map((up) => ({ ...up, manifestUrl: urls.manifest(up.runId) })),
+      readToken,
     };
   }
 
@@ -250,8 +263,13 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
   ): Promise<ClaimedRun | undefined> {
     const attempt = async () => {
       let claim: Claim | undefined;
+      const readToken = newRunReadToken();
       try {
-        claim = await deps.scheduler.claim({ minionId: minion.id, leaseMs: leaseSeconds * 1000 });
+        claim = await deps.scheduler.claim({
+          minionId: minion.id,
+          leaseMs: leaseSeconds * 1000,
+          readTokenHash: credentialHash(readToken),
+        });
       } catch (error) {
         // Quarantined (or retired) since it authenticated, perhaps while it waited.
         if (!(error instanceof InactiveMinionError)) throw error;
@@ -259,7 +277,7 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
         if (error.state === 'retired') throw revoked(minion.id);
         throw new MinionForbiddenError(minion.id, error.state ?? 'unknown');
       }
-      return claim && describeClaim(claim);
+      return claim && describeClaim(claim, readToken);
     };
     if (request.waitSeconds === 0) return attempt();
 

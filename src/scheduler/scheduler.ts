@@ -560,7 +560,12 @@ export function createScheduler({
      * minion's tags and trust from its row. Throws InactiveMinionError when
      * the minion is quarantined, retired or unknown.
      */
-    async claim(input: { minionId: number; leaseMs: number }): Promise<Claim | undefined> {
+    async claim(input: {
+      minionId: number;
+      leaseMs: number;
+      /** SHA-256 of the run's read token (src/minions/protocol.ts). */
+      readTokenHash?: string;
+    }): Promise<Claim | undefined> {
       const now = clock.now();
       // Concurrent claims may have locked every candidate: look deeper, until none is left.
       for (let perSet = CANDIDATES_PER_SET; ; perSet *= 8) {
@@ -570,6 +575,7 @@ export function createScheduler({
           leaseSeconds: input.leaseMs / 1000,
           perSet,
           preferAmong: PREFER_AMONG,
+          readTokenHash: input.readTokenHash ?? null,
         });
         if (attempt.kind === 'inactive')
           throw new InactiveMinionError(input.minionId, attempt.state);

@@ -47,7 +47,9 @@ export type TestMinion = {
   /** Its `tmc_` credential. */
   credential: string;
   /** Claims the next run; undefined when there is none for it. */
-  claim(): Promise<{ runId: number; label: string; graphId: number; sha: string } | undefined>;
+  claim(): Promise<
+    { runId: number; label: string; graphId: number; sha: string; readToken: string } | undefined
+  >;
   report(runId: number, result: string, extra?: Record<string, unknown>): Promise<void>;
   log(runId: number, text: string): Promise<void>;
   artifact(runId: number, name: string, body: string): Promise<void>;
@@ -186,7 +188,7 @@ export async function startGitHubTower(
         const response = await call('/api/v1/minion/claim', credential, { waitSeconds: 0 });
         if (response.status === 204) return undefined;
         const { run } = (await response.json()) as {
-          run: { runId: number; label: string; graphId: number; sha: string };
+          run: { runId: number; label: string; graphId: number; sha: string; readToken: string };
         };
         return run;
       },
