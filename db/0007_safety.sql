@@ -31,5 +31,4 @@ ALTER TABLE "runs" ADD COLUMN "read_token_hash" text;--> statement-breakpoint
 ALTER TABLE "runs" ADD COLUMN "log_bytes" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
 ALTER TABLE "webhook_deliveries" ADD COLUMN "body_hash" text;--> statement-breakpoint
 ALTER TABLE "pull_request_heads" ADD CONSTRAINT "pull_request_heads_repository_id_repositories_id_fk" FOREIGN KEY ("repository_id") REFERENCES "public"."repositories"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
-CREATE UNIQUE INDEX "runs_read_token_idx" ON "runs" USING btree ("read_token_hash") WHERE "runs"."read_token_hash" is not null;--> statement-breakpoint
 CREATE UNIQUE INDEX "webhook_deliveries_body_hash_idx" ON "webhook_deliveries" USING btree ("body_hash");

@@ -329,6 +329,9 @@ describe.each(backends())('sign-in and read access on $name', (backend) => {
     expect((await withToken('/api/v1/minions', downstream.readToken)).status).toBe(403);
     // A token nobody was given, and the job's once its run has ended: 401.
     expect((await withToken(manifest, `tmr_${'x'.repeat(43)}`)).status).toBe(401);
+    expect((await withToken(manifest, `tmr_${downstream.runId}_${'x'.repeat(43)}`)).status).toBe(
+      401,
+    );
     await minion.report(downstream.runId, 'success', { exitCode: 0 });
     expect((await withToken(manifest, downstream.readToken)).status).toBe(401);
     await gt.settle();

@@ -63,7 +63,7 @@ export function createAccess(deps: {
     | 'repositoryOfJob'
     | 'repositoryOfRun'
     | 'minionRunsInGraph'
-    | 'graphOfRunToken'
+    | 'runningRunReadToken'
   >;
   tokens: Pick<ApiTokens, 'authenticate'>;
   /** The minion holding a `tmc_` credential; undefined for an unknown or retired one. */
@@ -77,6 +77,15 @@ export function createAccess(deps: {
     maxEntries: PERMISSION_CACHE_ENTRIES,
     clock: deps.clock,
   });
+
+  /** `tmr_<run id>_<secret>`: the graph of that run while it runs, when the secret is its own. */
+  async function graphOfRunToken(token: string): Promise<number | undefined> {
+    const parts = /^tmr_(\d{1,15})_([A-Za-z0-9_-]{1,100})$/.exec(token);
+    if (!parts) return undefined;
+    const run = await deps.queries.runningRunReadToken(Number(parts[1]));
+    if (!run?.readTokenHash) return undefined;
+    return sameSecret(tokenHash(parts[2]!), run.readTokenHash) ? run.graphId : undefined;
+  }
 
   function signIn() {
     if (!deps.signIn)
@@ -114,7 +123,7 @@ export function createAccess(deps: {
           return { kind: 'token', tokenId, scope };
         }
         if (bearer.startsWith(RUN_READ_TOKEN_PREFIX)) {
-          const graphId = await deps.queries.graphOfRunToken(tokenHash(bearer));
+          const graphId = await graphOfRunToken(bearer);
           if (graphId === undefined) {
             throw new UnauthenticatedError('Unknown run token, or its run has ended');
           }

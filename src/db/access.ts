@@ -131,15 +131,16 @@ export function createAccessQueries(db: TowerDb) {
       return row;
     },
 
-    /** The graph of the running run whose read token hashes to this; undefined when none runs. */
-    async graphOfRunToken(tokenHash: string): Promise<number | undefined> {
+    /** A running run's graph and read-token hash; undefined when the run is not running. */
+    async runningRunReadToken(
+      runId: number,
+    ): Promise<{ graphId: number; readTokenHash: string | null } | undefined> {
       const [row] = await db
-        .select({ graphId: jobs.graphId })
+        .select({ graphId: jobs.graphId, readTokenHash: runs.readTokenHash })
         .from(runs)
         .innerJoin(jobs, eq(jobs.id, runs.jobId))
-        .where(and(eq(runs.readTokenHash, tokenHash), eq(runs.state, 'running')))
-        .limit(1);
-      return row?.graphId;
+        .where(and(eq(runs.id, runId), eq(runs.state, 'running')));
+      return row;
     },
 
     /** Whether the minion is running a job of the graph now (it reads its upstream manifests). */

@@ -326,9 +326,6 @@ export const runs = pgTable(
     index('runs_idle_deadline_idx')
       .on(t.idleDeadline)
       .where(sql`${t.state} = 'running'`),
-    uniqueIndex('runs_read_token_idx')
-      .on(t.readTokenHash)
-      .where(sql`${t.readTokenHash} is not null`),
     // Whether a minion is busy: claims prefer a warm minion's jobs only while it is idle.
     index('runs_minion_running_idx')
       .on(t.minionId)

@@ -10,9 +10,17 @@ export function newCredential(): string {
 
 export const RUN_READ_TOKEN_PREFIX = 'tmr_';
 
-/** A run's read token, handed to its job: `tmr_` + 32 random bytes, base64url. */
-export function newRunReadToken(): string {
-  return RUN_READ_TOKEN_PREFIX + randomBytes(32).toString('base64url');
+/**
+ * A run's read token, handed to its job: `tmr_<run id>_<secret>`, the
+ * secret 32 random bytes, base64url, of which the run keeps the SHA-256. The
+ * run id finds the run by its key: the hash needs no index of its own.
+ */
+export function newRunReadSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function runReadToken(runId: number, secret: string): string {
+  return `${RUN_READ_TOKEN_PREFIX}${runId}_${secret}`;
 }
 
 /** What the minions table stores: the SHA-256 of the credential, hex. */

@@ -21,7 +21,8 @@ import {
   CREDENTIAL_PREFIX,
   credentialHash,
   newCredential,
-  newRunReadToken,
+  newRunReadSecret,
+  runReadToken,
   sameSecret,
 } from './credentials.js';
 import {
@@ -263,12 +264,12 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
   ): Promise<ClaimedRun | undefined> {
     const attempt = async () => {
       let claim: Claim | undefined;
-      const readToken = newRunReadToken();
+      const readSecret = newRunReadSecret();
       try {
         claim = await deps.scheduler.claim({
           minionId: minion.id,
           leaseMs: leaseSeconds * 1000,
-          readTokenHash: credentialHash(readToken),
+          readTokenHash: credentialHash(readSecret),
         });
       } catch (error) {
         // Quarantined (or retired) since it authenticated, perhaps while it waited.
@@ -277,7 +278,7 @@ export function createMinionProtocol(deps: MinionProtocolDeps) {
         if (error.state === 'retired') throw revoked(minion.id);
         throw new MinionForbiddenError(minion.id, error.state ?? 'unknown');
       }
-      return claim && describeClaim(claim, readToken);
+      return claim && describeClaim(claim, runReadToken(claim.runId, readSecret));
     };
     if (request.waitSeconds === 0) return attempt();
 
