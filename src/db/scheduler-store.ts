@@ -170,7 +170,11 @@ function schedulerQueries(db: TowerDb, leaseClock: LeaseClock) {
           specVersion: graph.spec.version,
           spec: graph.spec,
           trust: graph.trust,
-          protectedBranch: graph.protectedBranch,
+          // Only a push can be a protected branch's (restricted minions take nothing
+          // else): checked here, once, so that every claim need not join the event.
+          protectedBranch: graph.protectedBranch
+            ? sql`exists (select 1 from events e where e.id = ${graph.eventId} and e.type = 'push')`
+            : false,
           createdAt: now,
         })
         .onConflictDoNothing({ target: [graphs.eventId, graphs.name] })
@@ -550,8 +554,7 @@ function schedulerQueries(db: TowerDb, leaseClock: LeaseClock) {
               from jobs j
               where j.tag_set_id = e.id and j.state = 'pending' and j.kind = 'command'
                 and (e.trust <> 'restricted' or (j.label = any(e.job_labels) and exists (
-                  select 1 from graphs g join events ev on ev.id = g.event_id
-                  where g.id = j.graph_id and g.protected_branch and ev.type = 'push')))
+                  select 1 from graphs g where g.id = j.graph_id and g.protected_branch)))
               order by j.priority desc nulls last, j.pending_since
               limit ${perSet}
             ) c
