@@ -1,5 +1,5 @@
 /**
- * Dispatch (DESIGN.md "Dispatch"): trust at claim time, quarantine and
+ * Dispatch: trust at claim time, quarantine and
  * release, warm-cache and avoid-minion preferences, targeted wake-ups, and
  * the claim statement under concurrent claimers, on both backends.
  */

@@ -1,5 +1,5 @@
 /**
- * The landing queue as a pure state machine (DESIGN.md "Landing queue"):
+ * The landing queue as a pure state machine:
  * one queue per repository and base branch. `step(state, event)` returns
  * the new state and the effects to carry out (build a staging commit, run
  * its `land` graph, fast-forward the base, cancel, report); the runner

@@ -1,5 +1,5 @@
 /**
- * Graph and job state as GitHub check runs (DESIGN.md "GitHub surface").
+ * Graph and job state as GitHub check runs.
  * Pure: a report of the graph goes in, the check runs it should show come
  * out; src/checks/publisher.ts sends what changed.
  *

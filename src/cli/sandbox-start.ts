@@ -1,5 +1,5 @@
 /**
- * `npm start` without a GitHub App (DESIGN.md "Storage and deployment"):
+ * `npm start` without a GitHub App:
  * Tower runs against the built-in GitHub simulator, with a demo repository
  * whose `.tower/` runs on the embedded minion. The demo app is installed,
  * a commit is pushed to main and a pull request opened, so that a newcomer

@@ -1,6 +1,6 @@
 /**
  * The scheduler's storage: graphs, jobs, dependency edges, tag sets and runs
- * as a queue in the database (STYLE.md 7). Every function is one or a few
+ * as a queue in the database. Every function is one or a few
  * statements; src/scheduler/ decides what to write, inside `transaction`.
  *
  * Timestamps inside raw `sql` go as ISO strings cast to timestamptz:
@@ -494,7 +494,7 @@ function schedulerQueries(db: TowerDb, leaseClock: LeaseClock) {
     },
 
     /**
-     * One claim, in one statement (DESIGN.md "Dispatch"; docs/performance.md
+     * One claim, in one statement (docs/performance.md
      * shows its plan). The minion, if active, is eligible for the tag sets
      * whose tags it has, of its trust's queues (untrusted minions take only
      * untrusted graphs' sets, the others only trusted ones): one containment

@@ -1,5 +1,5 @@
 /**
- * Tower's storage model. One table per aggregate of DESIGN.md; later issues
+ * Tower's storage model. One table per aggregate; later issues
  * migrate it. Timestamps are `timestamptz`; GitHub ids are bigints.
  */
 import { sql } from 'drizzle-orm';

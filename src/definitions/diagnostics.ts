@@ -1,7 +1,7 @@
 /**
  * Diagnostics: every mistake in `.tower/` comes back as data with the file,
- * line and column of the node at fault and its path in the document
- * (STYLE.md 5), never as an exception.
+ * line and column of the node at fault and its path in the document, never
+ * as an exception.
  */
 
 /** A file of the repository, read at the commit being tested. */

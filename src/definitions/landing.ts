@@ -1,7 +1,7 @@
 /**
  * The landing queue's configuration (the `landing:` section), as the base
  * branch's `.tower/` gives it: who may land how is read from the base
- * branch, never from the pull request (DESIGN.md "In-repo definitions").
+ * branch, never from the pull request.
  */
 import type { Diagnostic, SourceFile } from './diagnostics.js';
 import { loadDefinitions } from './load.js';

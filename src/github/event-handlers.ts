@@ -1,5 +1,5 @@
 /**
- * GitHub's events into Tower (DESIGN.md "GitHub surface"): pushes and pull
+ * GitHub's events into Tower: pushes and pull
  * requests become graphs (src/github/ingest.ts); comments carry commands
  * (src/github/commands.ts); the Re-run and action buttons of check runs
  * retrigger. Every handler is idempotent: webhooks are redelivered.

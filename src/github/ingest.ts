@@ -1,5 +1,5 @@
 /**
- * An event becomes graphs (DESIGN.md "Flow"): the repository's `.tower/`
+ * An event becomes graphs: the repository's `.tower/`
  * definitions are read at the event's commit through the port, the
  * schedulers pick the graphs, each is stored with its check report. A
  * repository without `.tower/` gets nothing and no noise; definitions with

@@ -1,5 +1,5 @@
 /**
- * The webhook fields Tower uses, through zod (STYLE.md 4): each schema
+ * The webhook fields Tower uses, through zod: each schema
  * declares only what the handlers read, so a payload GitHub grows stays
  * accepted, and one that lacks a field Tower needs is refused by name.
  */

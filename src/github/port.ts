@@ -1,5 +1,5 @@
 /**
- * GitHub behind a narrow port Tower owns (STYLE.md 3): what Tower reads and
+ * GitHub behind a narrow port Tower owns: what Tower reads and
  * writes on GitHub, nothing more. src/github/octokit-port.ts implements it
  * with Octokit; tests run it against the simulator (src/sandbox/), the
  * other side of the same wire.

@@ -1,5 +1,5 @@
 /**
- * The job state machine of DESIGN.md "Job life": what becomes runnable,
+ * The job state machine: what becomes runnable,
  * skipped or reopened when something happens to a job. Pure: it returns the
  * transitions and the new state, and the scheduler persists them.
  *

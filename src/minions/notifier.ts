@@ -1,5 +1,5 @@
 /**
- * Wake-ups for long-polling claims (DESIGN.md "Dispatch"): "jobs of these
+ * Wake-ups for long-polling claims: "jobs of these
  * tag sets may have become claimable". A notification names the keys of
  * the tag sets (or says `all`). In-process on PGlite (one process owns the
  * database), LISTEN/NOTIFY on PostgreSQL so that replicas wake each other.

@@ -1,7 +1,7 @@
 /**
  * The part of a stored graph that one event reaches, loaded on demand so that
- * applying an event costs time in proportion to the jobs it touches (DESIGN.md
- * "Job life"), never to the size of the graph.
+ * applying an event costs time in proportion to the jobs it touches, never to
+ * the size of the graph.
  *
  * planEvent needs a spec and a status reader. Here the spec holds only loaded
  * jobs: *full* ones (every upstream loaded too, so their edges can be

@@ -1,5 +1,5 @@
 /**
- * Persistent graph processing (DESIGN.md "Job life", "Dispatch"): stores
+ * Persistent graph processing: stores
  * graphs, hands pending command jobs to minions with leases, and applies
  * every event through the pure state machine, one transaction per event.
  *

@@ -1,5 +1,5 @@
 /**
- * Server-side jobs (DESIGN.md "Job life"; docs/definitions.md "Jobs"): the
+ * Server-side jobs (docs/definitions.md "Jobs"): the
  * kinds that run on the server, not on a minion, and range chunks. The
  * scheduler calls `afterApply` after every event it writes (and
  * `afterCreate` for a new graph), inside the event's transaction, and
